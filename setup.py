@@ -1,0 +1,36 @@
+"""The setuptools half of the build: puts the httpd prefix that build_httpd built into the wheel,
+and tags the wheel as independent of the Python ABI (nothing in it links Python)."""
+
+import os
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
+from setuptools.command.build_py import build_py as _build_py
+
+from build_httpd.backend import BUILT_PREFIX_ENV
+from build_httpd.recipes import load_recipes, package_version
+
+
+class build_py(_build_py):
+    def run(self):
+        super().run()
+        built = os.environ.get(BUILT_PREFIX_ENV)
+        if not built:
+            raise SystemExit("mod_wsgi-httpd: build wheels through the PEP 517 backend "
+                             "(pip install . / pip wheel . / python -m build), not setup.py")
+        shutil.copytree(built, Path(self.build_lib) / "mod_wsgi_packages" / "httpd", dirs_exist_ok=True)
+
+
+class bdist_wheel(_bdist_wheel):
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
+setup(version=package_version(load_recipes()), cmdclass={"build_py": build_py, "bdist_wheel": bdist_wheel})

@@ -1,0 +1,56 @@
+"""`mod_wsgi-httpd info [--json]` (also `python -m mod_wsgi_packages.httpd`): what was built."""
+
+import argparse
+import json
+import os
+import sys
+
+from . import BUILD_INFO, HTTPD, MODULES_DIR, PREFIX, SBOM
+
+
+def gather():
+    with open(BUILD_INFO, encoding="utf-8") as f:
+        info = json.load(f)
+    present = sorted(n[len("mod_"):-len(".so")] for n in os.listdir(MODULES_DIR)
+                     if n.startswith("mod_") and n.endswith(".so"))
+    info["prefix"] = PREFIX
+    info["httpd"] = HTTPD
+    info["sbom"] = SBOM
+    # what is on disk now, which is what mod_wsgi-express can load
+    info["mpms"] = [n[len("mpm_"):] for n in present if n.startswith("mpm_")]
+    info["modules"] = [n for n in present if not n.startswith("mpm_")]
+    return info
+
+
+def render(info):
+    lines = [f"mod_wsgi-httpd {info['version']}",
+             f"prefix:    {info['prefix']}",
+             f"httpd:     {info['httpd']}",
+             f"compiler:  {info['compiler']}",
+             f"platform:  {info['platform']}",
+             f"SBOM:      {info['sbom']}",
+             "", "components:"]
+    for name, c in info["components"].items():
+        lines.append(f"  {name} {c['version']}  ({c['license']})")
+        lines.append(f"    source:    {c['source']}  sha256 {c['sha256']}")
+        lines.append(f"    configure: {' '.join(c['configure'])}")
+    lines += ["", f"MPMs:      {', '.join(info['mpms'])}",
+              f"modules:   {', '.join(info['modules'])}", "", "features:"]
+    for name, f in info["features"].items():
+        state = "built" if f["built"] else "missing"
+        lines.append(f"  {name:<8} {state:<8} {f['gives']} — {f['reason']}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="mod_wsgi-httpd", description=__doc__)
+    parser.add_argument("command", nargs="?", default="info", choices=["info"])
+    parser.add_argument("--json", action="store_true", help="print the same as JSON")
+    args = parser.parse_args(argv)
+    info = gather()
+    print(json.dumps(info, indent=2) if args.json else render(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
