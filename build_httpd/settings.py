@@ -14,6 +14,8 @@ from .recipes import FEATURE_MODES
 ENV_PREFIX = "MOD_WSGI_HTTPD_"
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
+# Settings whose environment variable is not simply MOD_WSGI_HTTPD_<KEY>.
+_ENV_NAMES = {"cache-dir": "CACHE", "cache": "USE_BUILD_CACHE"}
 # Keys setuptools itself understands; passed through untouched.
 _SETUPTOOLS_KEYS = ("--build-option", "--global-option", "editable_mode", "--editable-mode")
 
@@ -78,7 +80,7 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
         """(where it came from, value) for a setting, -C first, then the environment."""
         if key in config:
             return f"-C {key}", config[key]
-        env = ENV_PREFIX + key.upper().replace("-", "_")
+        env = ENV_PREFIX + _ENV_NAMES.get(key, key.upper().replace("-", "_"))
         if environ.get(env, "") != "":
             return env, environ[env]
         return None

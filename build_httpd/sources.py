@@ -107,12 +107,28 @@ def _session():
     return session
 
 
+def _connect_error(e) -> Exception:
+    """A host that cannot be resolved or refuses connections will not answer on a retry either;
+    a timeout or a reset might."""
+    text = str(e)
+    for marker, what in (("NameResolutionError", "cannot resolve the host name"),
+                         ("Name or service not known", "cannot resolve the host name"),
+                         ("Temporary failure in name resolution", "cannot resolve the host name"),
+                         ("Connection refused", "connection refused"),
+                         ("Network is unreachable", "network unreachable")):
+        if marker in text:
+            return PermanentError(what)
+    return TransferError(f"{type(e).__name__}: {text[:200]}")
+
+
 def _http_chunks(session, url: str, label: str, total: Optional[int]) -> Iterable[bytes]:
     import requests
     try:
         response = session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True)
+    except requests.ConnectionError as e:
+        raise _connect_error(e) from e
     except requests.RequestException as e:
-        raise TransferError(f"{type(e).__name__}: {e}") from e
+        raise TransferError(f"{type(e).__name__}: {str(e)[:200]}") from e
     with response:
         if 400 <= response.status_code < 500:
             raise PermanentError(f"HTTP {response.status_code}")
@@ -124,7 +140,7 @@ def _http_chunks(session, url: str, label: str, total: Optional[int]) -> Iterabl
                 bar.update(len(chunk))
                 yield chunk
         except requests.RequestException as e:
-            raise TransferError(f"{type(e).__name__}: {e}") from e
+            raise TransferError(f"interrupted after {bar.n} bytes ({type(e).__name__})") from e
         finally:
             bar.close()
 
@@ -192,8 +208,10 @@ def index_sdists(session, index_url: str) -> List[Tuple[str, str, Optional[str]]
     page = index_url.rstrip("/") + f"/{INDEX_PROJECT}/"
     try:
         response = session.get(page, timeout=TIMEOUT, headers={"Accept": "text/html"})
+    except requests.ConnectionError as e:
+        raise _connect_error(e) from e
     except requests.RequestException as e:
-        raise TransferError(f"{type(e).__name__}: {e}") from e
+        raise TransferError(f"{type(e).__name__}: {str(e)[:200]}") from e
     if response.status_code == 404:
         return []
     if response.status_code != 200:
@@ -220,7 +238,7 @@ def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Di
     for index_url in index_urls:
         try:
             sdists = index_sdists(session, index_url)
-        except TransferError as e:
+        except (TransferError, PermanentError) as e:
             for name in wanted:
                 tried[name].append(f"package index {index_url}: {e}")
             continue

@@ -46,12 +46,12 @@ def query(name, variables):
     raise KeyError(name)
 
 
-def main(argv=None):
+def main(argv=None, prefix=PREFIX):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or argv[0] != "-q":
         print("usage: mod_wsgi-apxs -q NAME [NAME ...]", file=sys.stderr)
         return 1
-    variables = config_vars()
+    variables = config_vars(prefix)
     answers = []
     for name in argv[1:]:
         try:

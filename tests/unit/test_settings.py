@@ -1,0 +1,86 @@
+"""Config settings and environment variables: validated, with one clear message each."""
+
+from pathlib import Path
+
+import pytest
+
+from build_httpd.errors import MissingRequirementError, SettingError
+from build_httpd.features import decide, header_visible
+from build_httpd.recipes import all_features, load_recipes
+from build_httpd.settings import load_settings
+
+FEATURES = all_features(load_recipes())
+MODES = {n: f.modes for n, f in FEATURES.items()}
+
+
+def settings(config=None, env=None):
+    return load_settings(config, MODES, environ=env or {})
+
+
+def test_defaults():
+    s = settings()
+    assert s.features == {"expat": "required", "ssl": "auto", "http2": "auto", "deflate": "auto", "brotli": "auto"}
+    assert s.jobs >= 1 and s.strip and s.use_build_cache and s.sources_dir is None
+
+
+def test_config_setting_wins_over_environment(tmp_path):
+    s = settings({"ssl": "off", "jobs": "3"}, {"MOD_WSGI_HTTPD_SSL": "required", "MOD_WSGI_HTTPD_JOBS": "7",
+                                             "MOD_WSGI_HTTPD_CACHE": str(tmp_path)})
+    assert s.features["ssl"] == "off" and s.jobs == 3 and s.cache_dir == tmp_path
+
+
+@pytest.mark.parametrize("config,env,names", [
+    ({"ssl": "maybe"}, {}, ["-C ssl", "auto, required, off"]),
+    ({}, {"MOD_WSGI_HTTPD_JOBS": "lots"}, ["MOD_WSGI_HTTPD_JOBS", "whole number"]),
+    ({"jobs": "0"}, {}, ["-C jobs"]),
+    ({"colour": "blue"}, {}, ["-C colour", "ssl=auto|required|off"]),
+    ({"expat": "off"}, {}, ["-C expat", "accepts required"]),
+    ({}, {"MOD_WSGI_HTTPD_NO_CACHE": "perhaps"}, ["MOD_WSGI_HTTPD_NO_CACHE", "yes/no"]),
+    ({}, {"MOD_WSGI_HTTPD_SOURCES": "/no/such/dir"}, ["MOD_WSGI_HTTPD_SOURCES", "not a directory"]),
+])
+def test_bad_values_are_one_clear_message(config, env, names):
+    with pytest.raises(SettingError) as e:
+        settings(config, env)
+    for name in names:
+        assert name in str(e.value)
+
+
+def test_cache_switches():
+    assert not settings({"cache": "off"}).use_build_cache
+    assert not settings(env={"MOD_WSGI_HTTPD_NO_CACHE": "1"}).use_build_cache
+    assert settings({"cache": "on"}, {"MOD_WSGI_HTTPD_NO_CACHE": "1"}).use_build_cache
+
+
+def test_required_feature_missing_fails_before_compiling(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "include").mkdir(parents=True)
+    s = settings({"ssl": "required", "ssl-dir": str(empty)})
+    with pytest.raises(MissingRequirementError) as e:
+        decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+    text = str(e.value)
+    for needle in ("OpenSSL", "HTTPS (mod_ssl)", "openssl/ssl.h", "libssl-dev", "openssl-devel", "openssl-dev",
+                   "brew install openssl@3", "nothing was compiled", "ssl=off"):
+        assert needle in text
+
+
+def test_auto_feature_missing_is_left_out_with_its_reason(tmp_path):
+    (tmp_path / "include").mkdir()
+    s = settings({"brotli-dir": str(tmp_path)})
+    decisions = decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+    assert not decisions["brotli"].built
+    assert "brotli/encode.h" in decisions["brotli"].reason
+    assert decisions["brotli"].configure_args() == ("--disable-brotli",)
+    assert not decisions["ssl"].built or decisions["ssl"].configure_args() == ()
+
+
+def test_off_feature_is_off_without_looking():
+    decisions = decide(FEATURES, settings({"ssl": "off", "http2": "off"}), "cc", {"PATH": "/usr/bin:/bin"})
+    assert decisions["ssl"].configure_args() == ("--disable-ssl",)
+    assert "ssl=off" in decisions["ssl"].reason
+
+
+def test_header_probe_uses_the_real_compiler(tmp_path):
+    env = {"PATH": "/usr/bin:/bin"}
+    assert header_visible("stdio.h", "cc", env)
+    assert not header_visible("no/such/header.h", "cc", env)
+    assert not header_visible("stdio.h", "cc", env, include_dir=Path(tmp_path))

@@ -1,0 +1,237 @@
+"""Source resolution, verification and downloads against a real, misbehaving HTTP server."""
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from build_httpd import sources
+from build_httpd.errors import FetchError, VerificationError
+from build_httpd.recipes import Source
+
+from .httpserver import MisbehavingServer
+
+PAYLOAD = os.urandom(300_000)
+NAME = "thing-1.0.tar.gz"
+
+
+def source(*urls):
+    return Source(filename=NAME, urls=tuple(urls), size=len(PAYLOAD), sha256=hashlib.sha256(PAYLOAD).hexdigest())
+
+
+@pytest.fixture
+def server():
+    with MisbehavingServer() as s:
+        yield s
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    d = {name: tmp_path / name for name in ("sources", "cache", "scratch")}
+    for p in d.values():
+        p.mkdir()
+    return d
+
+
+def obtain(src, dirs, sources_dir=None, index_urls=(), sleeps=None):
+    return sources.obtain_sources([src], sources_dir, dirs["cache"], dirs["scratch"], index_urls=list(index_urls),
+                                  sleep=(sleeps.append if sleeps is not None else lambda s: None))[NAME]
+
+
+def cache_is_clean(dirs):
+    """Nothing but verified files in the cache: no partial or temporary leftovers."""
+    for path in (dirs["cache"] / "sources").iterdir():
+        assert not path.name.startswith("."), f"leftover {path}"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(PAYLOAD).hexdigest()
+    return True
+
+
+# -- verification ----------------------------------------------------------------------------------
+
+def test_verify_accepts_the_right_bytes(tmp_path):
+    path = tmp_path / NAME
+    path.write_bytes(PAYLOAD)
+    sources.verify(path, source(), "a test")
+
+
+def test_verify_rejects_tampered_bytes_naming_both_hashes(tmp_path):
+    path = tmp_path / NAME
+    path.write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]))
+    with pytest.raises(VerificationError) as e:
+        sources.verify(path, source(), "a test")
+    text = str(e.value)
+    assert NAME in text and source().sha256 in text
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in text
+
+
+def test_verify_rejects_a_truncated_file(tmp_path):
+    path = tmp_path / NAME
+    path.write_bytes(PAYLOAD[:1000])
+    with pytest.raises(VerificationError, match="1000 bytes"):
+        sources.verify(path, source(), "a test")
+
+
+# -- resolution order ------------------------------------------------------------------------------
+
+def test_sources_directory_comes_first(server, dirs):
+    server.routes.add("/f", ("body", b"never fetched"))
+    (dirs["sources"] / NAME).write_bytes(PAYLOAD)
+    got = obtain(source(server.url + "/f"), dirs, sources_dir=dirs["sources"])
+    assert got == dirs["sources"] / NAME
+    assert server.routes.hits == {}
+
+
+def test_cache_comes_before_the_network(server, dirs):
+    (dirs["cache"] / "sources").mkdir()
+    (dirs["cache"] / "sources" / NAME).write_bytes(PAYLOAD)
+    got = obtain(source(server.url + "/f"), dirs)
+    assert got == dirs["cache"] / "sources" / NAME
+    assert server.routes.hits == {}
+
+
+def test_tampered_cache_entry_is_a_hard_stop(dirs):
+    (dirs["cache"] / "sources").mkdir()
+    (dirs["cache"] / "sources" / NAME).write_bytes(b"x" * len(PAYLOAD))
+    with pytest.raises(VerificationError, match="the cache"):
+        obtain(source(), dirs)
+
+
+def test_tampered_sources_directory_file_is_a_hard_stop(dirs):
+    (dirs["sources"] / NAME).write_bytes(b"x" * len(PAYLOAD))
+    with pytest.raises(VerificationError, match="MOD_WSGI_HTTPD_SOURCES"):
+        obtain(source(), dirs, sources_dir=dirs["sources"])
+
+
+# -- downloads under faults ------------------------------------------------------------------------
+
+def test_404_then_reset_then_good(server, dirs):
+    server.routes.add("/missing", ("status", 404))
+    server.routes.add("/flaky", ("reset", PAYLOAD, 50_000), ("body", PAYLOAD))
+    sleeps = []
+    got = obtain(source(server.url + "/missing", server.url + "/flaky"), dirs, sleeps=sleeps)
+    assert got.read_bytes() == PAYLOAD
+    assert server.routes.hits == {"/missing": 1, "/flaky": 2}  # a 4xx is not retried; a reset is
+    assert sleeps == [sources.BACKOFF]
+    assert cache_is_clean(dirs)
+
+
+def test_truncated_body_is_retried(server, dirs):
+    server.routes.add("/short", ("short", PAYLOAD, 1000), ("body", PAYLOAD))
+    assert obtain(source(server.url + "/short"), dirs).read_bytes() == PAYLOAD
+    assert server.routes.hits["/short"] == 2
+    assert cache_is_clean(dirs)
+
+
+def test_backoff_doubles_and_is_bounded(server, dirs):
+    server.routes.add("/down", ("status", 503))
+    sleeps = []
+    with pytest.raises(FetchError):
+        obtain(source(server.url + "/down"), dirs, sleeps=sleeps)
+    assert server.routes.hits["/down"] == sources.ATTEMPTS
+    assert sleeps == [sources.BACKOFF * 2 ** i for i in range(sources.ATTEMPTS - 1)]
+
+
+def test_wrong_bytes_with_the_right_size_stop_and_cache_nothing(server, dirs):
+    server.routes.add("/evil", ("body", bytes(len(PAYLOAD))))
+    server.routes.add("/good", ("body", PAYLOAD))
+    with pytest.raises(VerificationError) as e:
+        obtain(source(server.url + "/evil", server.url + "/good"), dirs)
+    assert source().sha256 in str(e.value) and hashlib.sha256(bytes(len(PAYLOAD))).hexdigest() in str(e.value)
+    assert list((dirs["cache"] / "sources").iterdir()) == []
+    assert "/good" not in server.routes.hits
+
+
+def test_more_bytes_than_the_recipe_says_stop(server, dirs):
+    server.routes.add("/long", ("body", PAYLOAD + b"extra"))
+    with pytest.raises(VerificationError, match="longer than"):
+        obtain(source(server.url + "/long"), dirs)
+    assert list((dirs["cache"] / "sources").iterdir()) == []
+
+
+def test_stalled_server_times_out_then_mirror_serves(server, dirs, monkeypatch):
+    monkeypatch.setattr(sources, "TIMEOUT", (2, 0.5))
+    server.routes.add("/stall", ("stall", PAYLOAD, 3))
+    server.routes.add("/mirror", ("body", PAYLOAD))
+    got = obtain(source(server.url + "/stall", server.url + "/mirror"), dirs)
+    assert got.read_bytes() == PAYLOAD
+    assert server.routes.hits["/stall"] == sources.ATTEMPTS
+    assert cache_is_clean(dirs)
+
+
+def test_every_place_failing_names_every_place(server, dirs):
+    server.routes.add("/a", ("status", 404))
+    server.routes.add("/b", ("status", 403))
+    with pytest.raises(FetchError) as e:
+        obtain(source(server.url + "/a", server.url + "/b", "http://127.0.0.1:9/refused"), dirs,
+               sources_dir=dirs["sources"], index_urls=[server.url + "/simple"])
+    text = str(e.value)
+    for place in (str(dirs["sources"] / NAME), "not cached yet", "/a: HTTP 404", "/b: HTTP 403",
+                  "connection refused", "no mod_wsgi-httpd sdist"):
+        assert place in text
+    assert "MOD_WSGI_HTTPD_SOURCES" in text  # what to do
+    assert list((dirs["cache"] / "sources").iterdir()) == []
+
+
+# -- the package index -----------------------------------------------------------------------------
+
+def sdist_carrying(files):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"mod_wsgi_httpd-9.9.9.1/upstream/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def index_page(server, sdist, digest=None):
+    digest = digest or hashlib.sha256(sdist).hexdigest()
+    return (f'<html><body><a href="{server.url}/files/mod_wsgi_httpd-9.9.9.1.tar.gz#sha256={digest}">'
+            f'mod_wsgi_httpd-9.9.9.1.tar.gz</a><a href="../../files/mod_wsgi_httpd-1.0.0.1.tar.gz">old</a>'
+            f'</body></html>').encode()
+
+
+def test_index_sdist_supplies_a_file_no_url_has(server, dirs):
+    sdist = sdist_carrying({NAME: PAYLOAD})
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, sdist), "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
+    server.routes.add("/upstream", ("status", 404))
+    got = obtain(source(server.url + "/upstream"), dirs, index_urls=[server.url + "/simple"])
+    assert got.read_bytes() == PAYLOAD
+    assert "/files/mod_wsgi_httpd-1.0.0.1.tar.gz" not in server.routes.hits  # newest first; it sufficed
+    assert cache_is_clean(dirs)
+
+
+def test_index_sdist_with_tampered_member_is_a_hard_stop(server, dirs):
+    sdist = sdist_carrying({NAME: bytes(len(PAYLOAD))})
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, sdist), "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
+    with pytest.raises(VerificationError):
+        obtain(source(), dirs, index_urls=[server.url + "/simple"])
+    assert list((dirs["cache"] / "sources").iterdir()) == []
+
+
+def test_index_sdist_not_matching_the_index_hash_is_not_opened(server, dirs):
+    sdist = sdist_carrying({NAME: PAYLOAD})
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, sdist, "0" * 64), "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
+    with pytest.raises(FetchError, match="differs from the index"):
+        obtain(source(), dirs, index_urls=[server.url + "/simple"])
+
+
+def test_index_url_comes_from_pip_configuration(monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///nowhere http://127.0.0.1:2/extra")
+    assert sources.pip_index_urls() == ["http://127.0.0.1:1/simple", "http://127.0.0.1:2/extra"]
+
+
+def test_unusable_cache_falls_back_to_the_build_directory(server, dirs):
+    # a file where the cache directory should be: unwritable for root too, unlike a chmod
+    server.routes.add("/good", ("body", PAYLOAD))
+    (dirs["cache"] / "sources").write_text("not a directory")
+    got = obtain(source(server.url + "/good"), dirs)
+    assert got.parent == dirs["scratch"] / "sources"
+    assert got.read_bytes() == PAYLOAD
