@@ -61,14 +61,20 @@ def check_toolchain(env: Mapping[str, str]) -> str:
 
 
 def extract(recipe: Recipe, tarball: Path, into: Path) -> Path:
+    skipped = tuple(f"{recipe.source_dir_name}/{s.strip('/')}" for s in recipe.source.skip)
+
+    def wanted(members):
+        return (m for m in members if not (m.name in skipped or m.name.startswith(tuple(s + "/" for s in skipped))))
+
     with tarfile.open(tarball, "r:gz") as tar:
         if hasattr(tarfile, "data_filter"):
-            tar.extractall(into, filter="data")
+            tar.extractall(into, members=wanted(tar), filter="data")
         else:  # pragma: no cover - Pythons before the 2023 tarfile security backports
-            for member in tar.getmembers():
+            members = list(wanted(tar))
+            for member in members:
                 if member.name.startswith("/") or ".." in member.name.split("/") or member.issym() or member.islnk():
                     raise RecipeError(f"{tarball.name} holds an unsafe entry {member.name!r}", "", "")
-            tar.extractall(into)
+            tar.extractall(into, members=members)
     top = into / recipe.source_dir_name
     if not top.is_dir():
         raise RecipeError(f"{tarball.name} did not unpack into {recipe.source_dir_name}/",
@@ -140,8 +146,40 @@ def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Pa
                 done.add(running.pop(future))
 
 
+def _can_execute_in(directory: Path) -> bool:
+    probe = directory / "exec-probe.sh"
+    probe.write_text("#!/bin/sh\nexit 0\n")
+    probe.chmod(0o755)
+    try:
+        return subprocess.run([str(probe)], capture_output=True).returncode == 0
+    except OSError:  # EACCES on a noexec mount
+        return False
+    finally:
+        probe.unlink()
+
+
 def _work_dir(settings: Settings) -> Path:
-    return Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-build-"))
+    """A build directory where configure scripts can run: the temporary directory, unless it is
+    mounted noexec, then the cache directory; otherwise stop before anything starts."""
+    tried = []
+    for parent in (None, settings.cache_dir / "tmp"):
+        try:
+            if parent is not None:
+                parent.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-build-", dir=parent))
+        except OSError as e:
+            tried.append(f"{parent or tempfile.gettempdir()}: {e.strerror}")
+            continue
+        if _can_execute_in(work):
+            if tried:
+                say(f"building in {work} ({'; '.join(tried)})")
+            return work
+        shutil.rmtree(work, ignore_errors=True)
+        tried.append(f"{work.parent}: mounted noexec (programs cannot run there)")
+    raise MissingRequirementError(
+        "no directory to build in where programs can run",
+        "configure scripts must execute in the build directory; tried " + "; ".join(tried),
+        "point TMPDIR (or MOD_WSGI_HTTPD_CACHE) at a directory on a filesystem mounted without noexec")
 
 
 def build_prefix(settings: Settings, out_dir: Path) -> Path:
@@ -154,15 +192,23 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
     target = out_dir / "httpd"
     if target.exists():
         shutil.rmtree(target)
-    if settings.use_build_cache and cache.fetch(settings.cache_dir, key, target):
-        say(f"build cache hit ({key[:16]}): reusing {settings.cache_dir / 'builds' / key}")
-        say(report.summary(target))
-        return target
-    if settings.use_build_cache:
-        say(f"build cache miss ({key[:16]}): {cache.why_miss(settings.cache_dir, key_parts)}")
-    else:
+    if not settings.use_build_cache:
         say("build cache bypassed (cache=off / MOD_WSGI_HTTPD_NO_CACHE)")
+        build_fresh(recipes, decisions, settings, env, compiler, key, target)
+        return target
+    with cache.exclusive(settings.cache_dir, key) as locked:
+        if locked and cache.fetch(settings.cache_dir, key, target):
+            say(f"build cache hit ({key[:16]}): reusing {settings.cache_dir / 'builds' / key}")
+            say(report.summary(target))
+            return target
+        say(f"build cache miss ({key[:16]}): {cache.why_miss(settings.cache_dir, key_parts)}")
+        build_fresh(recipes, decisions, settings, env, compiler, key, target)
+        if locked:
+            cache.store(settings.cache_dir, key, key_parts, target)
+    return target
 
+
+def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key: str, target: Path) -> None:
     work = _work_dir(settings)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
@@ -173,7 +219,8 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
                                       settings.cache_dir, work)
         build_all(recipes, tarballs, work, stage_root, args, settings, env)
         with phase("relocate"):
-            relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip)
+            relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip,
+                              own_link_flags=HARDENING_LDFLAGS.split())
             shown = {n: [a.replace(str(stage), PREFIX) for a in v] for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key)
             relocate.check(stage, work)
@@ -188,7 +235,4 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
         say(f"build directory kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    if settings.use_build_cache:
-        cache.store(settings.cache_dir, key, key_parts, target)
     say(report.summary(target))
-    return target

@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Mapping, Tuple
 
@@ -21,6 +22,7 @@ from .relocate import files
 ENGINE_DIR = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
 KEY_FILE = "key.json"
+LOCK_TIMEOUT = 3600  # seconds one install waits for another that builds the same key
 
 
 def _digest_files(paths) -> str:
@@ -77,27 +79,47 @@ def why_miss(cache_dir: Path, parts: Mapping[str, str]) -> str:
     return ("changed since the newest cached build: " + ", ".join(changed)) if changed else "entry unusable"
 
 
-def store(cache_dir: Path, build_key: str, parts: Mapping[str, str], prefix: Path) -> None:
+@contextmanager
+def exclusive(cache_dir: Path, build_key: str):
+    """Held while one install builds a key, so that concurrent installs of the same key wait for
+    it and then take its result instead of all building at once. Yields False when the cache
+    cannot be locked (read-only, say): the build then goes on alone."""
     from filelock import FileLock, Timeout
     builds = cache_dir / "builds"
     try:
         builds.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(builds / f"{build_key}.lock"), timeout=600):
-            entry = builds / build_key
-            if (entry / MANIFEST).is_file():
-                return
-            tmp = Path(tempfile.mkdtemp(prefix=f".{build_key[:16]}-", dir=builds))
-            try:
-                shutil.copytree(prefix, tmp / "httpd", symlinks=True)
-                (tmp / KEY_FILE).write_text(json.dumps(parts, indent=1, sort_keys=True))
-                # the manifest is written last: its presence marks a complete entry
-                (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp / "httpd"), sort_keys=True))
-                if entry.exists():
-                    shutil.rmtree(entry)
-                os.rename(tmp, entry)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        say(f"stored in the build cache: {entry}")
+        lock = FileLock(str(builds / f"{build_key}.lock"), timeout=LOCK_TIMEOUT)
+        lock.acquire(poll_interval=1.0)
     except (OSError, Timeout) as e:
+        say(f"the build cache {builds} cannot be locked ({e}); building without it")
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def store(cache_dir: Path, build_key: str, parts: Mapping[str, str], prefix: Path) -> None:
+    """Copy a finished prefix into the cache; call it inside exclusive()."""
+    builds = cache_dir / "builds"
+    entry = builds / build_key
+    if (entry / MANIFEST).is_file():
+        return
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{build_key[:16]}-", dir=builds))
+        try:
+            shutil.copytree(prefix, tmp / "httpd", symlinks=True)
+            (tmp / KEY_FILE).write_text(json.dumps(parts, indent=1, sort_keys=True))
+            # the manifest is written last: its presence marks a complete entry
+            (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp / "httpd"), sort_keys=True))
+            if entry.exists():
+                shutil.rmtree(entry)
+            os.rename(tmp, entry)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except OSError as e:
         say(f"could not store the build in the cache ({e}); the install goes on without it")
+        return
+    say(f"stored in the build cache: {entry}")

@@ -31,6 +31,7 @@ class Source:
     urls: Tuple[str, ...]
     size: int
     sha256: str
+    skip: Tuple[str, ...] = ()  # paths inside the source tree that are not unpacked
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Recipe:
     install: Tuple[str, ...]
     modules: Tuple[str, ...] = ()
     prune: Tuple[str, ...] = ()
+    files: Tuple[Tuple[str, str], ...] = ()  # (path in the prefix, content) written after the prune
     features: Tuple[Feature, ...] = ()
     package_build: int = 0
     path: Path = field(default=Path(), compare=False)
@@ -139,7 +141,8 @@ def load_recipe(path: Path) -> Recipe:
             raise RecipeError(f"recipe {path}: URL {url!r} is not http(s)", "sources are fetched over HTTP(S)",
                               "use an https:// URL")
     source = Source(filename=_take(source_table, "filename", str, path, "[source]"),
-                    urls=urls, size=size, sha256=sha256)
+                    urls=urls, size=size, sha256=sha256,
+                    skip=_take(source_table, "skip", list, path, "[source]", default=()))
     name = _take(data, "name", str, path, "the recipe")
     if name != path.stem:
         raise RecipeError(f"recipe {path} names itself {name!r}", "a recipe file is named after its component",
@@ -164,6 +167,7 @@ def load_recipe(path: Path) -> Recipe:
         install=_take(build, "install", list, path, "[build]", default=("install",)),
         modules=_take(build, "modules", list, path, "[build]", default=()),
         prune=_take(build, "prune", list, path, "[build]", default=()),
+        files=tuple(sorted(_take(build, "files", dict, path, "[build]", default={}).items())),
         features=features,
         package_build=_take(data, "package_build", int, path, "the recipe", default=0),
         path=path,

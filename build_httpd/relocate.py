@@ -91,7 +91,20 @@ def _rewrite_text(path: Path, prefix: str) -> None:
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
 
 
-def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, strip: bool) -> None:
+def drop_link_flags(stage: Path, flags: List[str]) -> None:
+    """Our link hardening is for our binaries; third-party modules built with apxs choose their own."""
+    path = stage / "build" / "config_vars.mk"
+    lines = []
+    for line in path.read_text().split("\n"):
+        if re.match(r"^\s*(LDFLAGS|EXTRA_LDFLAGS|NOTEST_LDFLAGS)\s*=", line):
+            name, _, value = line.partition("=")
+            line = f"{name}= " + " ".join(w for w in value.split() if w not in flags)
+        lines.append(line.rstrip())
+    path.write_text("\n".join(lines))
+
+
+def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, strip: bool,
+             own_link_flags: List[str] = ()) -> None:
     for recipe in recipes.values():
         for rel in recipe.prune:
             target = stage / rel
@@ -99,6 +112,9 @@ def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, s
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+        for rel, content in recipe.files:
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_text(content.lstrip("\n"))
     for pattern in ("lib/*.a", "lib/*.la"):
         for path in stage.glob(pattern):
             path.unlink()
@@ -106,6 +122,7 @@ def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, s
     fix_elf(stage, strip)
     scrub_build_paths(stage, work, prefix)
     relocate_text(stage, prefix)
+    drop_link_flags(stage, list(own_link_flags))
 
 
 def relocate_text(stage: Path, prefix: str) -> None:

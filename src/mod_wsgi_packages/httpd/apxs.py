@@ -12,6 +12,9 @@ import sys
 from . import PREFIX
 
 _REFERENCE = re.compile(r"\$(?:\(([^()]*)\)|\{([^{}]*)\})")
+# httpd 2.4 built with shared MPMs records no MPM_NAME; mod_wsgi asks for it, so the answer is the
+# MPM that mod_wsgi-express and conf/httpd.conf load unless told otherwise.
+_DEFAULTS = {"MPM_NAME": "event"}
 _INTERNAL = {"TARGET": "progname", "PREFIX": "prefix", "SBINDIR": "sbindir", "INCLUDEDIR": "includedir",
              "LIBEXECDIR": "libexecdir", "SYSCONFDIR": "sysconfdir"}
 
@@ -43,6 +46,8 @@ def query(name, variables):
     for candidate in (name, name.lower(), _INTERNAL.get(name.upper())):
         if candidate and candidate in variables:
             return expand(variables[candidate], variables)
+    if name in _DEFAULTS:
+        return _DEFAULTS[name]
     raise KeyError(name)
 
 
