@@ -1,0 +1,203 @@
+"""Integration tier: build the real httpd once per session (pip wheel . from verified tarballs),
+install it into a fresh virtualenv with the real mod_wsgi from the package index, start real
+servers on 127.0.0.1."""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+MOD_WSGI = os.environ.get("MOD_WSGI_VERSION_SPEC", "mod_wsgi==6.1.1")
+FEATURES = ["-C", "ssl=required", "-C", "http2=required", "-C", "deflate=required", "-C", "brotli=required"]
+
+pytestmark = pytest.mark.integration
+
+
+def run(argv, **kwargs):
+    kwargs.setdefault("check", True)
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    try:
+        return subprocess.run([str(a) for a in argv], **kwargs)
+    except subprocess.CalledProcessError as e:
+        raise AssertionError(f"{e.cmd} failed ({e.returncode}):\n{e.stdout}\n{e.stderr}") from None
+
+
+def open_to_others(path: Path):
+    """As root, mod_wsgi-express's workers run as nobody, who must reach the Python installation and
+    the test's files: give every directory on the way the search (x) bit. Test setup, not product."""
+    if os.geteuid() != 0:
+        return
+    path = Path(path).resolve()
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(directory, mode | 0o001)
+
+
+def shared_dir(prefix):
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(d, 0o755)
+    open_to_others(d)
+    return d
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, proc=None, timeout=60, **kwargs):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}:\n{proc.stdout.read() if proc.stdout else ''}")
+        try:
+            return requests.get(url, timeout=5, **kwargs)
+        except requests.RequestException as e:
+            last = e
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {timeout} s: {last}")
+
+
+@pytest.fixture(scope="session")
+def wheel():
+    """The wheel of this checkout, built for real, every feature required, no build cache."""
+    out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-test-wheel-"))
+    result = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *FEATURES,
+                  "-C", "cache=off", ROOT], check=False)
+    (out / "build.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, f"pip wheel failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+    wheels = list(out.glob("mod_wsgi_httpd-*.whl"))
+    assert len(wheels) == 1, wheels
+    yield wheels[0]
+    shutil.rmtree(out, ignore_errors=True)
+
+
+class Venv:
+    def __init__(self, path: Path):
+        self.path = path
+        self.bin = path / "bin"
+        self.python = self.bin / "python"
+
+    def pip(self, *args, **kwargs):
+        return run([self.python, "-m", "pip", "--disable-pip-version-check", *args], **kwargs)
+
+    def site_packages(self):
+        return Path(run([self.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip())
+
+    def prefix(self):
+        return self.site_packages() / "mod_wsgi_packages" / "httpd"
+
+
+def make_venv(path: Path, python=sys.executable) -> Venv:
+    run([python, "-m", "venv", path])
+    open_to_others(path)
+    open_to_others(Path(os.path.realpath(python)))
+    return Venv(path)
+
+
+@pytest.fixture(scope="session")
+def venv(wheel):
+    """A fresh virtualenv with our wheel and the real mod_wsgi, built with default isolation."""
+    base = shared_dir("mod_wsgi-httpd-test-venv-")
+    env = make_venv(base / "venv")
+    env.pip("install", wheel)
+    # default build isolation, no flags, pip called by path (the virtualenv is not activated)
+    result = env.pip("install", "--no-cache-dir", MOD_WSGI, check=False)
+    assert result.returncode == 0, f"pip install {MOD_WSGI} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    yield env
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def worker_identity():
+    """--user/--group for mod_wsgi-express when running as root."""
+    if os.geteuid() != 0:
+        return []
+    import grp
+    user = pwd.getpwnam("nobody")
+    return ["--user", user.pw_name, "--group", grp.getgrgid(user.pw_gid).gr_name]
+
+
+class Express:
+    """One mod_wsgi-express server on a free port, stopped at the end of the test."""
+
+    def __init__(self, venv, tmp, *args, scheme="http", port=None, env=None, cwd=None, check_url=True):
+        self.port = port or free_port()
+        self.server_root = tmp / f"server-root-{self.port}"
+        self.argv = [venv.bin / "mod_wsgi-express", "start-server", *args, "--host", "127.0.0.1",
+                     "--port", str(self.port), "--server-root", self.server_root, *worker_identity()]
+        self.env = dict(os.environ, **(env or {}))
+        self.env.pop("LD_LIBRARY_PATH", None)
+        self.cwd = cwd
+        self.proc = None
+        self.log = tmp / f"express-{self.port}.log"
+
+    def __enter__(self):
+        self.logf = open(self.log, "w+")
+        self.proc = subprocess.Popen([str(a) for a in self.argv], stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=self.cwd, start_new_session=True)
+        return self
+
+    def url(self, path="/", port=None, scheme="http"):
+        return f"{scheme}://127.0.0.1:{port or self.port}{path}"
+
+    def output(self):
+        self.logf.flush()
+        return self.log.read_text()
+
+    def get(self, path="/", timeout=60, **kwargs):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mod_wsgi-express exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                return requests.get(self.url(path), timeout=10, **kwargs)
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no answer on port {self.port}:\n{self.output()}")
+                time.sleep(0.3)
+
+    def __exit__(self, *exc):
+        import signal
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.logf.close()
+
+
+@pytest.fixture
+def shared_tmp():
+    d = shared_dir("mod_wsgi-httpd-test-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+HELLO = '''\
+def application(environ, start_response):
+    body = b"Hello from mod_wsgi-httpd"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+@pytest.fixture
+def hello(shared_tmp):
+    path = shared_tmp / "hello.wsgi"
+    path.write_text(HELLO)
+    return path

@@ -1,0 +1,203 @@
+"""Issue 2: the built httpd is complete, relocatable, and what a plain `pip install mod_wsgi` uses."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import HELLO, ROOT, Express, free_port, make_venv, open_to_others, run, wait_for, worker_identity
+
+APXS_QUESTIONS = ["INCLUDEDIR", "CPPFLAGS", "CFLAGS", "EXTRA_INCLUDES", "EXTRA_CPPFLAGS", "EXTRA_CFLAGS",
+                  "APR_CONFIG", "APU_CONFIG", "BINDIR", "SBINDIR", "PROGNAME", "MPM_NAME", "LIBEXECDIR",
+                  "SHLIBPATH_VAR", "LIBDIR"]
+
+
+def clean_env():
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    return env
+
+
+def elf_files(prefix):
+    for path in prefix.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+            yield path
+
+
+def test_wheel_is_tagged_for_any_python_3(wheel):
+    assert re.match(r"mod_wsgi_httpd-2\.4\.69\.2-py3-none-linux_x86_64\.whl$", wheel.name), wheel.name
+
+
+def test_httpd_reports_the_pinned_libraries_without_ld_library_path(venv):
+    out = run([venv.prefix() / "bin" / "httpd", "-V"], env=clean_env()).stdout
+    assert "Apache/2.4.69" in out
+    assert "Server loaded:  APR 1.7.6, APR-UTIL 1.6.5, PCRE 10.49" in out
+    assert "Server MPM:     event" in out  # the shipped minimal conf/httpd.conf, found from bin/..
+    assert run([venv.prefix() / "bin" / "apachectl", "configtest"], env=clean_env()).returncode == 0
+
+
+def test_the_layout_mod_wsgi_expects(venv):
+    prefix = venv.prefix()
+    for rel in ["bin/httpd", "bin/apachectl", "bin/rotatelogs", "bin/apxs", "bin/apr-1-config", "bin/apu-1-config",
+                "modules/mod_mpm_event.so", "modules/mod_mpm_worker.so", "modules/mod_mpm_prefork.so",
+                "include/httpd.h", "include/apr-1/apr.h", "build/config_vars.mk", "conf/mime.types"]:
+        assert (prefix / rel).is_file(), rel
+    assert (venv.bin / "mod_wsgi-apxs").is_file()
+    for gone in ["manual", "htdocs", "icons", "man"]:
+        assert not (prefix / gone).exists(), gone
+
+
+def test_httpd_serves_a_file_from_a_minimal_config(venv, shared_tmp):
+    prefix = venv.prefix()
+    docroot = shared_tmp / "docroot"
+    docroot.mkdir()
+    (docroot / "index.html").write_text("<h1>minimal</h1>\n")
+    port = free_port()
+    user = "\n".join(f"{k} {v}" for k, v in zip(("User", "Group"), worker_identity()[1::2]))
+    conf = shared_tmp / "httpd.conf"
+    conf.write_text(f"""
+ServerRoot "{prefix}"
+LoadModule mpm_event_module modules/mod_mpm_event.so
+LoadModule unixd_module modules/mod_unixd.so
+LoadModule authz_core_module modules/mod_authz_core.so
+LoadModule dir_module modules/mod_dir.so
+LoadModule mime_module modules/mod_mime.so
+LoadModule log_config_module modules/mod_log_config.so
+{user}
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1
+PidFile "{shared_tmp}/httpd.pid"
+ErrorLog "{shared_tmp}/error_log"
+DefaultRuntimeDir "{shared_tmp}"
+TypesConfig conf/mime.types
+DocumentRoot "{docroot}"
+<Directory "{docroot}">
+    Require all granted
+</Directory>
+DirectoryIndex index.html
+""")
+    proc = subprocess.Popen([prefix / "bin" / "httpd", "-f", conf, "-DFOREGROUND"], env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        response = wait_for(f"http://127.0.0.1:{port}/", proc)
+        assert response.status_code == 200 and response.text == "<h1>minimal</h1>\n"
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert response.headers["Server"].startswith("Apache/2.4.69")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_mod_wsgi_was_compiled_against_our_httpd(venv):
+    out = run([venv.python, "-c", "from mod_wsgi.express import apxs_config as c; print(c.HTTPD); "
+               "print(c.WITH_HTTPD_PACKAGE)"]).stdout.split()
+    assert out == [str(venv.prefix() / "bin" / "httpd"), "True"]
+
+
+def test_mod_wsgi_apxs_answers_every_question_from_inside_the_package(venv):
+    prefix = str(venv.prefix())
+    answers = run([venv.bin / "mod_wsgi-apxs", "-q", *APXS_QUESTIONS]).stdout.strip().split(";;")
+    got = dict(zip(APXS_QUESTIONS, answers))
+    assert len(answers) == len(APXS_QUESTIONS)
+    assert got["INCLUDEDIR"] == f"{prefix}/include"
+    assert got["BINDIR"] == got["SBINDIR"] == f"{prefix}/bin"
+    assert got["LIBEXECDIR"] == f"{prefix}/modules"
+    assert got["LIBDIR"] == f"{prefix}/lib"
+    assert got["APR_CONFIG"] == f"{prefix}/bin/apr-1-config"
+    assert got["APU_CONFIG"] == f"{prefix}/bin/apu-1-config"
+    assert (got["PROGNAME"], got["MPM_NAME"], got["SHLIBPATH_VAR"]) == ("httpd", "event", "LD_LIBRARY_PATH")
+    assert f"-I{prefix}/include/apr-1" in got["EXTRA_INCLUDES"]
+    includes = run([got["APR_CONFIG"], "--includes"]).stdout
+    assert f"-I{prefix}/include/apr-1" in includes
+
+
+def test_mod_wsgi_apxs_answers_under_pip_build_isolation(venv, tmp_path):
+    """pip's isolated build hides site-packages with a sitecustomize on PYTHONPATH; we still answer."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\nsys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n")
+    env = dict(clean_env(), PYTHONPATH=str(tmp_path), PYTHONNOUSERSITE="1")
+    hidden = run([venv.python, "-c", "import mod_wsgi_packages.httpd"], env=env, check=False)
+    assert hidden.returncode != 0  # the package really is hidden
+    out = run([venv.bin / "mod_wsgi-apxs", "-q", "INCLUDEDIR"], env=env).stdout.strip()
+    assert out == f"{venv.prefix()}/include"
+
+
+def test_httpds_own_apxs_works_from_the_installed_location(venv):
+    prefix = venv.prefix()
+    out = run([prefix / "bin" / "apxs", "-q", "INCLUDEDIR", "LIBEXECDIR"]).stdout.strip()
+    assert out == f"{prefix}/include;;{prefix}/modules"
+
+
+def test_no_installed_file_names_the_build_directories(venv, wheel):
+    needles = [b"mod_wsgi-httpd-build-", b"mod_wsgi-httpd-wheel-", str(ROOT).encode(), b"/tmp/pip-"]
+    offenders = []
+    for path in venv.prefix().rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            offenders += [f"{path}: {n.decode()}" for n in needles if n in data]
+    assert offenders == []
+
+
+def test_every_runpath_stays_inside_the_package(venv):
+    prefix = venv.prefix()
+    checked = 0
+    for path in elf_files(prefix):
+        out = run(["readelf", "-d", path]).stdout
+        assert "(RPATH)" not in out, path
+        for runpath in re.findall(r"\(RUNPATH\).*\[(.*)\]", out):
+            for entry in runpath.split(":"):
+                assert entry.startswith("$ORIGIN"), (path, entry)
+                target = Path(entry.replace("$ORIGIN", str(path.parent))).resolve()
+                assert target == prefix / "lib" or prefix in target.parents, (path, entry)
+        checked += 1
+    assert checked > 100  # httpd, the tools, the libraries and every module
+
+
+def test_mod_wsgi_express_serves_hello_world(venv, hello, shared_tmp):
+    with Express(venv, shared_tmp, hello) as server:
+        response = server.get("/")
+        assert response.status_code == 200
+        assert response.text == "Hello from mod_wsgi-httpd"
+
+
+def test_a_copied_virtualenv_still_serves(venv, shared_tmp):
+    """The original is moved away while the copy serves, so nothing can quietly use it."""
+    copy = shared_tmp / "moved-venv"
+    shutil.copytree(venv.path, copy, symlinks=True)
+    parked = venv.path.with_name("parked")
+    venv.path.rename(parked)
+    try:
+        app = shared_tmp / "app.wsgi"
+        app.write_text(HELLO)
+        out = run([copy / "bin" / "python", "-c", "import mod_wsgi_packages.httpd as h; print(h.PREFIX)"]).stdout
+        assert out.strip().startswith(str(copy))
+        port = free_port()
+        proc = subprocess.Popen([copy / "bin" / "python", "-m", "mod_wsgi.express.cli", "start-server", app,
+                                 "--host", "127.0.0.1", "--port", str(port), "--server-root", shared_tmp / "sr",
+                                 *worker_identity()],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            response = wait_for(f"http://127.0.0.1:{port}/", proc)
+            assert response.text == "Hello from mod_wsgi-httpd"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+            proc.wait(20)
+    finally:
+        parked.rename(venv.path)
+
+
+def test_info_says_what_was_built(venv):
+    text = run([venv.bin / "mod_wsgi-httpd", "info"]).stdout
+    assert "httpd 2.4.69" in text and "sha256 c551b9861e26f146" in text and "event, prefork, worker" in text
+    data = json.loads(run([venv.python, "-m", "mod_wsgi_packages.httpd", "--json"]).stdout)
+    assert data["components"]["pcre2"]["version"] == "10.49"
+    assert data["prefix"] == str(venv.prefix())
+    assert {"ssl", "http2", "deflate", "brotli", "expat"} <= {n for n, f in data["features"].items() if f["built"]}
+    sbom = json.loads(Path(data["sbom"]).read_text())
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert {c["name"] for c in sbom["components"]} == {"httpd", "apr", "apr-util", "pcre2"}

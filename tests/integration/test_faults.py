@@ -1,0 +1,193 @@
+"""Issue 5 (and 3): hostile or unusual environments end in success or one clear paragraph, before
+anything compiles; a failed install leaves nothing behind."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, Express, make_venv, open_to_others, run, shared_dir, worker_identity
+
+FAST = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w"]
+
+
+def wheel_attempt(tmp_path, *settings, env=None):
+    """pip wheel of this checkout that is expected to stop early; returns (returncode, output)."""
+    out = tmp_path / "wheels"
+    result = run([*FAST, out, *settings, ROOT], check=False, env=dict(os.environ, **(env or {})))
+    text = result.stdout + result.stderr
+    assert not list(out.glob("*.whl")) if result.returncode else True
+    return result.returncode, text
+
+
+def assert_stopped_before_compiling(text):
+    assert "configure apr" not in text and "make httpd" not in text, text[-3000:]
+
+
+def test_no_c_compiler(tmp_path):
+    code, text = wheel_attempt(tmp_path, env={"CC": "/nonexistent/cc"})
+    assert code != 0
+    assert "'/nonexistent/cc' was not found" in text and "set CC" in text and "build-essential" in text
+    assert_stopped_before_compiling(text)
+
+
+def test_no_make(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cc", "gcc", "patch", "sh", "as", "ld"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    code, text = wheel_attempt(tmp_path, env={"PATH": str(bin_dir)})
+    assert code != 0 and "'make' was not found" in text and str(bin_dir) in text
+    assert_stopped_before_compiling(text)
+
+
+def test_missing_expat_headers(tmp_path):
+    (tmp_path / "empty" / "include").mkdir(parents=True)
+    code, text = wheel_attempt(tmp_path, "-C", f"expat-dir={tmp_path / 'empty'}")
+    assert code != 0
+    for needle in ("expat is required", "expat.h", "libexpat1-dev", "expat-devel", "nothing was compiled"):
+        assert needle in text, needle
+    assert_stopped_before_compiling(text)
+
+
+def test_required_feature_with_its_library_missing_fails_fast(tmp_path):
+    (tmp_path / "empty" / "include").mkdir(parents=True)
+    code, text = wheel_attempt(tmp_path, "-C", "ssl=required", "-C", f"ssl-dir={tmp_path / 'empty'}")
+    assert code != 0 and "OpenSSL is required for HTTPS (mod_ssl)" in text and "libssl-dev" in text
+    assert_stopped_before_compiling(text)
+
+
+@pytest.mark.parametrize("setting,names", [
+    (["-C", "ssl=maybe"], ["-C ssl", "auto, required, off"]),
+    (["-C", "colour=blue"], ["-C colour", "jobs=N"]),
+])
+def test_bad_settings_through_pip(tmp_path, setting, names):
+    code, text = wheel_attempt(tmp_path, *setting)
+    assert code != 0 and all(n in text for n in names)
+
+
+def test_bad_environment_value_through_pip(tmp_path):
+    code, text = wheel_attempt(tmp_path, env={"MOD_WSGI_HTTPD_JOBS": "lots"})
+    assert code != 0 and "MOD_WSGI_HTTPD_JOBS is 'lots'" in text
+
+
+@pytest.fixture
+def noexec_mount():
+    if os.geteuid() != 0:
+        pytest.skip("mounting a noexec tmpfs needs root; the fallback itself is still exercised in unit tests")
+    point = Path(tempfile.mkdtemp(prefix="noexec-"))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", str(point)]).returncode:
+        pytest.skip("this container may not mount a tmpfs")
+    yield point
+    subprocess.run(["umount", str(point)])
+    point.rmdir()
+
+
+def test_noexec_tmpdir_falls_back_to_the_cache_directory(noexec_mount, tmp_path):
+    from build_httpd.build import _work_dir
+    from build_httpd.settings import Settings
+    settings = Settings(jobs=1, sources_dir=None, cache_dir=tmp_path / "cache", use_build_cache=False,
+                        strip=True, features={})
+    old = tempfile.tempdir
+    tempfile.tempdir = str(noexec_mount)
+    try:
+        work = _work_dir(settings)
+    finally:
+        tempfile.tempdir = old
+    assert work.parent == tmp_path / "cache" / "tmp"
+
+
+def test_noexec_everywhere_stops_before_starting(noexec_mount, tmp_path):
+    code, text = wheel_attempt(tmp_path, "-C", "cache=off",
+                               env={"TMPDIR": str(noexec_mount), "MOD_WSGI_HTTPD_CACHE": str(noexec_mount / "c")})
+    assert code != 0 and "mounted noexec" in text and "TMPDIR" in text
+    assert_stopped_before_compiling(text)
+
+
+def test_system_apxs_on_path_does_not_win(venv):
+    """With Debian's apache2-dev installed (an apxs on PATH), pip install mod_wsgi still builds against ours."""
+    if not shutil.which("apxs"):
+        pytest.skip("apache2-dev is not installed (ci/test installs it when run as root)")
+    venv.pip("install", "--force-reinstall", "--no-deps", "--no-cache-dir", "mod_wsgi==6.1.1")
+    out = run([venv.python, "-c", "from mod_wsgi.express import apxs_config as c; print(c.HTTPD)"]).stdout.strip()
+    assert out == str(venv.prefix() / "bin" / "httpd")
+
+
+def test_an_unprivileged_user_installs_and_serves(wheel):
+    if os.geteuid() != 0:
+        pytest.skip("already unprivileged: every other test is this test")
+    base = shared_dir("mod_wsgi-httpd-test-user-")
+    home = base / "home"
+    home.mkdir()
+    shutil.copy(wheel, base / wheel.name)
+    app = base / "hello.wsgi"
+    app.write_text("def application(e, sr):\n    sr('200 OK', [('Content-Type', 'text/plain')])\n"
+                   "    return [b'as nobody']\n")
+    shutil.chown(home, "nobody")
+    os.chmod(base, 0o777)
+    open_to_others(Path(os.path.realpath(sys.executable)))
+    env = {"HOME": str(home), "PATH": os.environ["PATH"], "PIP_NO_CACHE_DIR": "1"}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
+
+    def as_nobody(*argv, **kw):
+        return run(["runuser", "-u", "nobody", "--", *argv], env=env, **kw)
+
+    try:
+        as_nobody(sys.executable, "-m", "venv", base / "venv")
+        as_nobody(base / "venv" / "bin" / "pip", "install", "-q", base / wheel.name)
+        as_nobody(base / "venv" / "bin" / "pip", "install", "-q", "mod_wsgi==6.1.1")
+        from .conftest import free_port, wait_for
+        port = free_port()
+        proc = subprocess.Popen(["runuser", "-u", "nobody", "--", str(base / "venv" / "bin" / "mod_wsgi-express"),
+                                 "start-server", str(app), "--host", "127.0.0.1", "--port", str(port),
+                                 "--server-root", str(base / "sr")], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            assert wait_for(f"http://127.0.0.1:{port}/", proc).text == "as nobody"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+            proc.wait(20)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_three_concurrent_installs_share_the_caches_and_ssl_off_means_off(shared_tmp):
+    """Three `pip install . -C ssl=off` at once into three virtualenvs, one source cache, one build
+    cache: one builds, the others wait for it and reuse it; the caches are intact afterwards."""
+    cache = shared_tmp / "cache"
+    venvs = [make_venv(shared_tmp / f"venv{i}") for i in range(3)]
+    env = dict(os.environ, MOD_WSGI_HTTPD_CACHE=str(cache))
+
+    def install(v):
+        return run([v.python, "-m", "pip", "install", "-v", "-C", "ssl=off", ROOT], env=env, check=False)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(install, venvs))
+    for r in results:
+        assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    logs = [r.stdout + r.stderr for r in results]
+    assert sum("build cache miss" in log for log in logs) == 1, "exactly one install builds"
+    assert sum("build cache hit" in log for log in logs) == 2
+    entries = [p for p in (cache / "builds").iterdir() if p.is_dir()]
+    assert len(entries) == 1 and not any(p.name.startswith(".") for p in entries)
+    assert sorted(p.name for p in (cache / "sources").iterdir()) == [
+        "apr-1.7.6.tar.gz", "apr-util-1.6.5.tar.gz", "httpd-2.4.69.tar.gz", "pcre2-10.49.tar.gz"]
+    from build_httpd.cache import _manifest
+    assert json.loads((entries[0] / "manifest.json").read_text()) == _manifest(entries[0] / "httpd")
+    # -C ssl=off really leaves mod_ssl out, and info says so
+    for v in venvs:
+        assert not (v.prefix() / "modules" / "mod_ssl.so").exists()
+        info = json.loads(run([v.bin / "mod_wsgi-httpd", "info", "--json"]).stdout)
+        assert info["features"]["ssl"]["built"] is False and "ssl=off" in info["features"]["ssl"]["reason"]
+        assert "ssl" not in info["modules"] and "http2" in info["modules"]
