@@ -7,9 +7,18 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
+from setuptools.command.build import build as _build
 from setuptools.command.build_py import build_py as _build_py
 
-from build_httpd.backend import BUILT_PREFIX_ENV
+from build_httpd.backend import BUILD_BASE_ENV, BUILT_PREFIX_ENV
+
+
+class build(_build):
+    def initialize_options(self):
+        super().initialize_options()
+        # pip builds a local directory in place: a private build directory per build keeps stale
+        # files of an earlier build (other features) and concurrent builds out of this wheel
+        self.build_base = os.environ.get(BUILD_BASE_ENV) or self.build_base
 from build_httpd.recipes import load_recipes, package_version
 
 
@@ -20,7 +29,11 @@ class build_py(_build_py):
         if not built:
             raise SystemExit("mod_wsgi-httpd: build wheels through the PEP 517 backend "
                              "(pip install . / pip wheel . / python -m build), not setup.py")
-        shutil.copytree(built, Path(self.build_lib) / "mod_wsgi_packages" / "httpd", dirs_exist_ok=True)
+        target = Path(self.build_lib) / "mod_wsgi_packages" / "httpd"
+        for name in os.listdir(built):  # the Python files of the package stay; the prefix is replaced
+            if (target / name).is_dir():
+                shutil.rmtree(target / name)
+        shutil.copytree(built, target, dirs_exist_ok=True)
 
 
 class bdist_wheel(_bdist_wheel):
@@ -33,4 +46,4 @@ class bdist_wheel(_bdist_wheel):
         return "py3", "none", platform
 
 
-setup(version=package_version(load_recipes()), cmdclass={"build_py": build_py, "bdist_wheel": bdist_wheel})
+setup(version=package_version(load_recipes()), cmdclass={"build": build, "build_py": build_py, "bdist_wheel": bdist_wheel})

@@ -4,11 +4,9 @@ install — then relocate the finished prefix. Recipes supply only data."""
 from __future__ import annotations
 
 import os
-import platform
 import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -19,7 +17,7 @@ from . import cache, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
 from .features import Decision, decide
-from .recipes import PATCHES_DIR, Recipe, all_features, load_recipes
+from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, load_recipes
 from .run import run, which
 from .settings import Settings
 from .sources import obtain_sources
@@ -124,6 +122,9 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
     # third-party builds link with -L/-l from the relocatable *-config scripts instead.
     for la in (stage / "lib").glob("*.la"):
         la.unlink()
+    (stage / "licenses" / recipe.name).mkdir(parents=True, exist_ok=True)
+    for name in recipe.license_files:
+        shutil.copyfile(src / name, stage / "licenses" / recipe.name / name)
     relocate.point_at_stage(stage, PREFIX)
 
 
@@ -216,7 +217,7 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
     try:
         with phase("fetch+verify sources"):
             tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
-                                      settings.cache_dir, work)
+                                      settings.cache_dir, work, bundled_dir=ROOT / "upstream")
         build_all(recipes, tarballs, work, stage_root, args, settings, env)
         with phase("relocate"):
             relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip,

@@ -6,7 +6,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,6 +65,7 @@ class Recipe:
     install: Tuple[str, ...]
     modules: Tuple[str, ...] = ()
     prune: Tuple[str, ...] = ()
+    license_files: Tuple[str, ...] = ()
     files: Tuple[Tuple[str, str], ...] = ()  # (path in the prefix, content) written after the prune
     features: Tuple[Feature, ...] = ()
     package_build: int = 0
@@ -167,6 +168,7 @@ def load_recipe(path: Path) -> Recipe:
         install=_take(build, "install", list, path, "[build]", default=("install",)),
         modules=_take(build, "modules", list, path, "[build]", default=()),
         prune=_take(build, "prune", list, path, "[build]", default=()),
+        license_files=_take(build, "license_files", list, path, "[build]", default=()),
         files=tuple(sorted(_take(build, "files", dict, path, "[build]", default={}).items())),
         features=features,
         package_build=_take(data, "package_build", int, path, "the recipe", default=0),

@@ -26,7 +26,7 @@ def which(tool: str, why: str, env: Optional[Mapping[str, str]] = None) -> str:
             f"{tool!r} was not found" if words[0] else "no tool was named",
             f"the build needs it {why}; PATH is {path}",
             f"install it (Debian/Ubuntu: apt-get install build-essential; Fedora: dnf install gcc make; "
-            f"Alpine: apk add build-base; macOS: xcode-select --install) or put it on PATH")
+            "Alpine: apk add build-base; macOS: xcode-select --install) or put it on PATH")
     return found
 
 

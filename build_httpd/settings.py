@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional
 
 from .errors import SettingError
-from .recipes import FEATURE_MODES
 
 ENV_PREFIX = "MOD_WSGI_HTTPD_"
 _ON = ("1", "true", "yes", "on")

@@ -319,8 +319,10 @@ def _writable_dir(directory: Path) -> bool:
 
 def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache_dir: Path,
                    scratch_dir: Path, index_urls: Optional[List[str]] = None,
-                   sleep: Callable[[float], None] = time.sleep) -> Dict[str, Path]:
-    """A verified local path for every source file, keyed by filename."""
+                   sleep: Callable[[float], None] = time.sleep,
+                   bundled_dir: Optional[Path] = None) -> Dict[str, Path]:
+    """A verified local path for every source file, keyed by filename. bundled_dir is the
+    upstream/ folder of an sdist of this package, looked at right after MOD_WSGI_HTTPD_SOURCES."""
     sources = list(sources)
     found: Dict[str, Path] = {}
     tried: Dict[str, List[str]] = {s.filename: [] for s in sources}
@@ -340,6 +342,11 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
                 say(f"{name}: verified in {sources_dir}")
                 continue
             tried[name].append(f"{candidate}: not there")
+        if bundled_dir is not None and (bundled_dir / name).is_file():
+            verify(bundled_dir / name, source, f"this sdist ({bundled_dir / name})")
+            found[name] = bundled_dir / name
+            say(f"{name}: verified in this sdist's upstream/")
+            continue
         cached = store / name
         if cached.is_file():
             verify(cached, source, f"the cache ({cached})")

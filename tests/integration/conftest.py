@@ -181,6 +181,24 @@ class Express:
         self.logf.close()
 
 
+def serve_and_get(express, app, base, env=None, as_root_user=True, path="/"):
+    """Run `express start-server app` on a free port (express may be a command prefix, such as
+    runuser ... mod_wsgi-express), GET one page, stop it; returns the response."""
+    import signal
+    port = free_port()
+    prefix = express if isinstance(express, list) else [express]
+    argv = [*prefix, "start-server", app, "--host", "127.0.0.1", "--port", port, "--server-root",
+            base / f"sr-{port}", *(worker_identity() if as_root_user else [])]
+    proc = subprocess.Popen([str(a) for a in argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        return wait_for(f"http://127.0.0.1:{port}{path}", proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
 @pytest.fixture
 def shared_tmp():
     d = shared_dir("mod_wsgi-httpd-test-")

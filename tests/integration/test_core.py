@@ -7,9 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 
-from .conftest import HELLO, ROOT, Express, free_port, make_venv, open_to_others, run, wait_for, worker_identity
+from .conftest import HELLO, ROOT, Express, free_port, run, serve_and_get, wait_for, worker_identity
 
 APXS_QUESTIONS = ["INCLUDEDIR", "CPPFLAGS", "CFLAGS", "EXTRA_INCLUDES", "EXTRA_CPPFLAGS", "EXTRA_CFLAGS",
                   "APR_CONFIG", "APU_CONFIG", "BINDIR", "SBINDIR", "PROGNAME", "MPM_NAME", "LIBEXECDIR",
@@ -51,14 +50,14 @@ def test_the_layout_mod_wsgi_expects(venv):
         assert not (prefix / gone).exists(), gone
 
 
-def test_httpd_serves_a_file_from_a_minimal_config(venv, shared_tmp):
-    prefix = venv.prefix()
-    docroot = shared_tmp / "docroot"
-    docroot.mkdir()
+def serve_minimal(prefix, tmp, extra="", path="/"):
+    """Start bin/httpd of `prefix` on a minimal configuration; return the response to GET path."""
+    docroot = tmp / "docroot"
+    docroot.mkdir(exist_ok=True)
     (docroot / "index.html").write_text("<h1>minimal</h1>\n")
     port = free_port()
     user = "\n".join(f"{k} {v}" for k, v in zip(("User", "Group"), worker_identity()[1::2]))
-    conf = shared_tmp / "httpd.conf"
+    conf = tmp / f"httpd-{port}.conf"
     conf.write_text(f"""
 ServerRoot "{prefix}"
 LoadModule mpm_event_module modules/mod_mpm_event.so
@@ -70,26 +69,69 @@ LoadModule log_config_module modules/mod_log_config.so
 {user}
 Listen 127.0.0.1:{port}
 ServerName 127.0.0.1
-PidFile "{shared_tmp}/httpd.pid"
-ErrorLog "{shared_tmp}/error_log"
-DefaultRuntimeDir "{shared_tmp}"
+PidFile "{tmp}/httpd-{port}.pid"
+ErrorLog "{tmp}/error_log"
+DefaultRuntimeDir "{tmp}"
 TypesConfig conf/mime.types
 DocumentRoot "{docroot}"
 <Directory "{docroot}">
     Require all granted
 </Directory>
 DirectoryIndex index.html
+{extra}
 """)
     proc = subprocess.Popen([prefix / "bin" / "httpd", "-f", conf, "-DFOREGROUND"], env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        response = wait_for(f"http://127.0.0.1:{port}/", proc)
-        assert response.status_code == 200 and response.text == "<h1>minimal</h1>\n"
-        assert response.headers["Content-Type"].startswith("text/html")
-        assert response.headers["Server"].startswith("Apache/2.4.69")
+        return wait_for(f"http://127.0.0.1:{port}{path}", proc)
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_httpd_serves_a_file_from_a_minimal_config(venv, shared_tmp):
+    response = serve_minimal(venv.prefix(), shared_tmp)
+    assert response.status_code == 200 and response.text == "<h1>minimal</h1>\n"
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["Server"].startswith("Apache/2.4.69")
+
+
+MODULE = r"""
+#include "httpd.h"
+#include "http_config.h"
+#include "http_protocol.h"
+
+static int hello_handler(request_rec *r)
+{
+    if (!r->handler || strcmp(r->handler, "hello")) return DECLINED;
+    ap_set_content_type(r, "text/plain");
+    ap_rputs("hello from a module built with apxs\n", r);
+    return OK;
+}
+
+static void hello_register_hooks(apr_pool_t *p)
+{
+    ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA hello_module = {
+    STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL, hello_register_hooks
+};
+"""
+
+
+def test_apxs_builds_installs_and_httpd_loads_a_third_party_module(venv, shared_tmp):
+    """In a copy of the installed prefix, so the session's tree stays as built (and apxs is seen to
+    work from wherever the tree is)."""
+    prefix = shared_tmp / "prefix-copy"
+    shutil.copytree(venv.prefix(), prefix)
+    src = shared_tmp / "mod_hello.c"
+    src.write_text(MODULE)
+    run([prefix / "bin" / "apxs", "-c", "-i", src], cwd=shared_tmp)
+    assert (prefix / "modules" / "mod_hello.so").is_file()
+    response = serve_minimal(prefix, shared_tmp, "LoadModule hello_module modules/mod_hello.so\n"
+                             "<Location /hello>\n    SetHandler hello\n</Location>\n", path="/hello")
+    assert response.status_code == 200 and response.text == "hello from a module built with apxs\n"
 
 
 def test_mod_wsgi_was_compiled_against_our_httpd(venv):
@@ -175,18 +217,8 @@ def test_a_copied_virtualenv_still_serves(venv, shared_tmp):
         app.write_text(HELLO)
         out = run([copy / "bin" / "python", "-c", "import mod_wsgi_packages.httpd as h; print(h.PREFIX)"]).stdout
         assert out.strip().startswith(str(copy))
-        port = free_port()
-        proc = subprocess.Popen([copy / "bin" / "python", "-m", "mod_wsgi.express.cli", "start-server", app,
-                                 "--host", "127.0.0.1", "--port", str(port), "--server-root", shared_tmp / "sr",
-                                 *worker_identity()],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            response = wait_for(f"http://127.0.0.1:{port}/", proc)
-            assert response.text == "Hello from mod_wsgi-httpd"
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-            proc.wait(20)
+        express = [copy / "bin" / "python", "-m", "mod_wsgi.express.cli"]
+        assert serve_and_get(express, app, shared_tmp).text == "Hello from mod_wsgi-httpd"
     finally:
         parked.rename(venv.path)
 

@@ -5,7 +5,6 @@ import gzip
 import http.server
 import os
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -14,7 +13,7 @@ import httpx
 import pytest
 import requests
 
-from .conftest import ROOT, Express, free_port, run, worker_identity
+from .conftest import Express, free_port, run, worker_identity
 
 APP = textwrap.dedent('''\
     import os, sys, time, traceback

@@ -7,14 +7,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Express, make_venv, open_to_others, run, shared_dir, worker_identity
+from .conftest import ROOT, make_venv, open_to_others, run, serve_and_get, shared_dir
 
 FAST = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w"]
 
@@ -146,18 +144,8 @@ def test_an_unprivileged_user_installs_and_serves(wheel):
         as_nobody(sys.executable, "-m", "venv", base / "venv")
         as_nobody(base / "venv" / "bin" / "pip", "install", "-q", base / wheel.name)
         as_nobody(base / "venv" / "bin" / "pip", "install", "-q", "mod_wsgi==6.1.1")
-        from .conftest import free_port, wait_for
-        port = free_port()
-        proc = subprocess.Popen(["runuser", "-u", "nobody", "--", str(base / "venv" / "bin" / "mod_wsgi-express"),
-                                 "start-server", str(app), "--host", "127.0.0.1", "--port", str(port),
-                                 "--server-root", str(base / "sr")], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            assert wait_for(f"http://127.0.0.1:{port}/", proc).text == "as nobody"
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-            proc.wait(20)
+        express = ["runuser", "-u", "nobody", "--", base / "venv" / "bin" / "mod_wsgi-express"]
+        assert serve_and_get(express, app, base, env=env, as_root_user=False).text == "as nobody"
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

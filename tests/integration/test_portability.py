@@ -1,0 +1,98 @@
+"""Issue 6: one wheel for every Python 3; wheels built here install and serve elsewhere."""
+
+import glob
+import os
+import re
+import shutil
+
+import pytest
+
+from .conftest import HELLO, MOD_WSGI, make_venv, run, serve_and_get, shared_dir
+
+
+def pythons():
+    """CPython 3.9-3.13 installed beside this one (pyenv here); the test names what it did not find."""
+    roots = [os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))]
+    found = {}
+    for root in roots:
+        for exe in sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3"))):
+            match = re.search(r"/3\.(\d+)\.\d+/bin", exe)
+            if match and 9 <= int(match.group(1)) <= 13:
+                found.setdefault(f"3.{match.group(1)}", exe)
+    return found
+
+
+PYTHONS = pythons()
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.10", "3.11", "3.12", "3.13"])
+def test_one_wheel_serves_every_python(version, wheel):
+    if version not in PYTHONS:
+        pytest.skip(f"CPython {version} is not installed here (looked under ~/.pyenv/versions)")
+    base = shared_dir(f"mod_wsgi-httpd-test-py{version}-")
+    try:
+        env = make_venv(base / "venv", PYTHONS[version])
+        env.pip("install", "-q", wheel)
+        env.pip("install", "-q", "--no-cache-dir", MOD_WSGI)
+        app = base / "hello.wsgi"
+        app.write_text(HELLO)
+        assert serve_and_get(env.bin / "mod_wsgi-express", app, base).text == "Hello from mod_wsgi-httpd"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_wheels_install_and_serve_where_no_compiler_is(venv, wheel):
+    """A mod_wsgi wheel built against ours here, installed with ours into a virtualenv elsewhere,
+    with no C compiler reachable and no index: it serves."""
+    base = shared_dir("mod_wsgi-httpd-test-nocc-")
+    try:
+        wheels = base / "wheels"
+        venv.pip("wheel", "--no-deps", "--no-cache-dir", "-w", wheels, MOD_WSGI)
+        shutil.copy(wheel, wheels)
+        target = make_venv(base / "elsewhere" / "venv")
+        tools = base / "tools"  # a PATH with a shell and nothing that compiles
+        tools.mkdir()
+        for tool in ("bash", "sh", "env"):
+            (tools / tool).symlink_to(shutil.which(tool))
+        env = {"PATH": f"{target.bin}:{tools}", "CC": "/nonexistent/cc", "HOME": str(base)}
+        assert shutil.which("cc", path=env["PATH"]) is None and shutil.which("gcc", path=env["PATH"]) is None
+        run([target.python, "-m", "pip", "install", "--no-index", "--find-links", wheels, "mod_wsgi-httpd",
+             "mod_wsgi"], env=env)
+        app = base / "hello.wsgi"
+        app.write_text(HELLO)
+        assert serve_and_get(target.bin / "mod_wsgi-express", app, base, env=env).text == "Hello from mod_wsgi-httpd"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_sdist_carries_verified_sources_and_they_are_verified_again(tmp_path):
+    import hashlib
+    import subprocess
+    import sys
+    import tarfile
+
+    from build_httpd.recipes import load_recipes
+    from .conftest import ROOT
+
+    run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", tmp_path, ROOT])
+    (sdist,) = tmp_path.glob("mod_wsgi_httpd-2.4.69.2.tar.gz")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path, filter="data")
+    tree = tmp_path / "mod_wsgi_httpd-2.4.69.2"
+    for recipe in load_recipes().values():
+        carried = tree / "upstream" / recipe.source.filename
+        assert hashlib.sha256(carried.read_bytes()).hexdigest() == recipe.source.sha256
+    for needed in ("recipes/httpd.toml", "patches/httpd-server-root-from-executable.patch", "build_httpd/build.py",
+                   "scripts/mod_wsgi-apxs", "setup.py", "pyproject.toml", "LICENSE"):
+        assert (tree / needed).is_file(), needed
+    assert not (ROOT / "upstream").exists()  # build_sdist cleaned up after itself
+    # a tampered tarball inside the sdist is caught before anything compiles
+    apr = tree / "upstream" / "apr-1.7.6.tar.gz"
+    data = bytearray(apr.read_bytes())
+    data[1000] ^= 0xFF
+    apr.write_bytes(bytes(data))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                             str(tmp_path / "w"), "-C", "cache=off", str(tree)], capture_output=True, text=True)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and "apr-1.7.6.tar.gz from this sdist" in text and "sha256" in text
+    assert "configure apr" not in text
