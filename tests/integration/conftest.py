@@ -72,13 +72,23 @@ def wait_for(url, proc=None, timeout=60, **kwargs):
 
 
 @pytest.fixture(scope="session")
-def wheel():
-    """The wheel of this checkout, built for real, every feature required, no build cache."""
+def session_cache():
+    """A cache of this session's own, empty at the start: the first build is a real build from
+    sources fetched and verified afresh; later builds of the same key in the session reuse it."""
+    d = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-test-cache-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def wheel(session_cache):
+    """The wheel of this checkout, built for real, every feature required."""
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-test-wheel-"))
-    result = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *FEATURES,
-                  "-C", "cache=off", ROOT], check=False)
+    result = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *FEATURES, ROOT],
+                 check=False, env=dict(os.environ, MOD_WSGI_HTTPD_CACHE=str(session_cache)))
     (out / "build.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, f"pip wheel failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+    assert "build cache miss" in result.stdout + result.stderr
     wheels = list(out.glob("mod_wsgi_httpd-*.whl"))
     assert len(wheels) == 1, wheels
     yield wheels[0]

@@ -179,3 +179,18 @@ def test_three_concurrent_installs_share_the_caches_and_ssl_off_means_off(shared
         info = json.loads(run([v.bin / "mod_wsgi-httpd", "info", "--json"]).stdout)
         assert info["features"]["ssl"]["built"] is False and "ssl=off" in info["features"]["ssl"]["reason"]
         assert "ssl" not in info["modules"] and "http2" in info["modules"]
+
+
+def test_a_virtualenv_path_with_spaces_holds_a_working_httpd(wheel, shared_tmp):
+    """Our part works in a path with spaces: httpd, apxs, apachectl and the *-config scripts. mod_wsgi
+    itself does not (its setup.py splits apxs answers on white space, and its generated apachectl
+    leaves the httpd path unquoted): documented in docs/reliability.md."""
+    target = make_venv(shared_tmp / "with spaces" / "venv")
+    target.pip("install", "-q", wheel)
+    prefix = target.prefix()
+    assert " " in str(prefix)
+    assert "Server MPM:     event" in run([prefix / "bin" / "httpd", "-V"]).stdout
+    assert run([prefix / "bin" / "apachectl", "configtest"]).returncode == 0
+    assert run([prefix / "bin" / "apxs", "-q", "LIBEXECDIR"]).stdout.strip() == f"{prefix}/modules"
+    assert run([prefix / "bin" / "apr-1-config", "--bindir"]).stdout.strip() == f"{prefix}/bin"
+    assert run([target.bin / "mod_wsgi-apxs", "-q", "INCLUDEDIR"]).stdout.strip() == f"{prefix}/include"

@@ -33,7 +33,8 @@ def test_one_wheel_serves_every_python(version, wheel):
     try:
         env = make_venv(base / "venv", PYTHONS[version])
         env.pip("install", "-q", wheel)
-        env.pip("install", "-q", "--no-cache-dir", MOD_WSGI)
+        # mod_wsgi 6 needs Python 3.10+; on 3.9 the newest mod_wsgi that supports it (5.0.x)
+        env.pip("install", "-q", "--no-cache-dir", MOD_WSGI if version != "3.9" else "mod_wsgi")
         app = base / "hello.wsgi"
         app.write_text(HELLO)
         assert serve_and_get(env.bin / "mod_wsgi-express", app, base).text == "Hello from mod_wsgi-httpd"
@@ -96,3 +97,26 @@ def test_the_sdist_carries_verified_sources_and_they_are_verified_again(tmp_path
     text = result.stdout + result.stderr
     assert result.returncode != 0 and "apr-1.7.6.tar.gz from this sdist" in text and "sha256" in text
     assert "configure apr" not in text
+
+
+def test_uv_installs_this_then_mod_wsgi_in_an_activated_virtualenv(session_cache, wheel, shared_tmp):
+    """`uv pip install .` then `uv pip install mod_wsgi`, with the virtualenv activated (VIRTUAL_ENV
+    and PATH, as `activate` sets them). The build reuses this session's build cache."""
+    import sys
+    from .conftest import FEATURES, HELLO, ROOT, Venv
+    uv = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (ci/requirements-test.txt installs it)")
+    target = shared_tmp / "uv-venv"
+    run([uv, "venv", "--python", sys.executable, target])
+    env = dict(os.environ, VIRTUAL_ENV=str(target), PATH=f"{target / 'bin'}:{os.environ['PATH']}",
+               MOD_WSGI_HTTPD_CACHE=str(session_cache), UV_NO_CACHE="1")
+    installed = run([uv, "pip", "install", "-v", *FEATURES, ROOT], env=env)
+    assert "build cache hit" in installed.stdout + installed.stderr
+    run([uv, "pip", "install", MOD_WSGI], env=env)
+    v = Venv(target)
+    out = run([v.python, "-c", "from mod_wsgi.express import apxs_config as c; print(c.HTTPD)"]).stdout.strip()
+    assert out == str(v.prefix() / "bin" / "httpd")
+    app = shared_tmp / "uv.wsgi"
+    app.write_text(HELLO)
+    assert serve_and_get(target / "bin" / "mod_wsgi-express", app, shared_tmp).text == "Hello from mod_wsgi-httpd"
