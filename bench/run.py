@@ -145,6 +145,10 @@ def main():
         with tarfile.open(sdist) as tar:
             tar.extractall(work, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(work)
         upstream = work / sdist.name[: -len(".tar.gz")] / "upstream"
+        # a snapshot of the checkout, so that editing it while the benchmark runs changes nothing
+        checkout = work / "checkout"
+        shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "build", "*.egg-info", "__pycache__", ".bench", "upstream"))
 
         results = {"ours_cold": [], "theirs_cold": [], "ours_cached": []}
         for run in range(args.runs):
@@ -152,9 +156,9 @@ def main():
             env = dict(os.environ, MOD_WSGI_HTTPD_SOURCES=str(upstream), MOD_WSGI_HTTPD_CACHE=str(cache),
                        PIP_NO_CACHE_DIR="1")
             ours = venv(work / f"ours-{run}")
-            results["ours_cold"].append(timed([ours / "bin" / "pip", "install", ROOT], env))
+            results["ours_cold"].append(timed([ours / "bin" / "pip", "install", checkout], env))
             again = venv(work / f"ours-again-{run}")
-            results["ours_cached"].append(timed([again / "bin" / "pip", "install", ROOT], env))
+            results["ours_cached"].append(timed([again / "bin" / "pip", "install", checkout], env))
             theirs = venv(work / f"theirs-{run}")
             results["theirs_cold"].append(timed([theirs / "bin" / "pip", "install", sdist], env))
             print(f"run {run + 1}: ours {results['ours_cold'][-1][0]:.0f} s, cached {results['ours_cached'][-1][0]:.0f} s,"
