@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from setuptools import build_meta as _setuptools
@@ -49,9 +50,25 @@ def build_sdist(sdist_directory, config_settings=None):
             shutil.rmtree(upstream, ignore_errors=True)
 
 
+@contextmanager
+def _environ(**values):
+    """Set environment variables for setup.py (which setuptools runs in this process), then
+    restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     """Build (or reuse from the build cache) httpd, then let setuptools package it."""
-    from .build import build_prefix
+    from .build import build_prefix, source_date_epoch
     from .errors import BuildError, format_error
     from .recipes import all_features, load_recipes
     from .settings import load_settings
@@ -59,17 +76,17 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-wheel-"))
     try:
         try:
-            features = {name: f.modes for name, f in all_features(load_recipes()).items()}
+            recipes = load_recipes()
+            features = {name: f.modes for name, f in all_features(recipes).items()}
             prefix = build_prefix(load_settings(config_settings, features), out)
         except BuildError as error:
             sys.stderr.write(format_error(error))
             sys.stderr.flush()
             raise SystemExit(1) from None
-        os.environ[BUILT_PREFIX_ENV] = str(prefix)
-        os.environ[BUILD_BASE_ENV] = str(out / "setuptools-build")
         passed = {k: v for k, v in (config_settings or {}).items() if k in _SETUPTOOLS_KEYS}
-        return _setuptools.build_wheel(wheel_directory, passed or None, metadata_directory)
+        # SOURCE_DATE_EPOCH: fixed timestamps inside the wheel too (setuptools honours it)
+        with _environ(**{BUILT_PREFIX_ENV: str(prefix), BUILD_BASE_ENV: str(out / "setuptools-build"),
+                         "SOURCE_DATE_EPOCH": source_date_epoch(recipes)}):
+            return _setuptools.build_wheel(wheel_directory, passed or None, metadata_directory)
     finally:
-        os.environ.pop(BUILT_PREFIX_ENV, None)
-        os.environ.pop(BUILD_BASE_ENV, None)
         shutil.rmtree(out, ignore_errors=True)

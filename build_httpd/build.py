@@ -23,18 +23,25 @@ from .settings import Settings
 from .sources import obtain_sources
 
 # The prefix compiled into the binaries. It is never where the files are: they are installed with
-# DESTDIR and then relocated. A root-owned, non-existent path, so a default ServerRoot can never
-# point into a directory someone else can write to (mod_wsgi-express always passes its own).
+# DESTDIR and then relocated, and httpd takes its default ServerRoot from its own location
+# (patches/httpd-server-root-from-executable.patch). A root-owned, non-existent path, so that
+# nothing compiled in can point into a directory someone else could create.
 PREFIX = "/mod_wsgi.httpd"
 
-# Hardening for everything we compile (full RELRO, stack protector, fortify); see docs/.
+# Hardening for everything we compile (full RELRO, stack protector, fortify); docs/reliability.md.
 HARDENING_CFLAGS = "-fstack-protector-strong -fPIC"
 HARDENING_CPPFLAGS = "-D_FORTIFY_SOURCE=2"
 HARDENING_LDFLAGS = "-Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"
 
 
-def build_env(settings: Settings) -> Dict[str, str]:
+def source_date_epoch(recipes: Mapping[str, Recipe]) -> str:
+    """SOURCE_DATE_EPOCH as given, or the httpd recipe's, so that a plain build is reproducible."""
+    return os.environ.get("SOURCE_DATE_EPOCH") or str(recipes["httpd"].source_date_epoch)
+
+
+def build_env(settings: Settings, epoch: str) -> Dict[str, str]:
     env = dict(os.environ)
+    env["SOURCE_DATE_EPOCH"] = epoch  # gcc's __DATE__/__TIME__ (httpd -V "Server built")
     for var in ("PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "DESTDIR"):
         env.pop(var, None)
     env["CC"] = env.get("CC") or "cc"
@@ -92,10 +99,11 @@ def apply_patches(recipe: Recipe, src: Path, logs: Path, env) -> None:
                               f"refresh patches/{patch} against the new source, or drop it from {recipe.path.name}")
 
 
-def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision], settings: Settings):
+def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision], settings: Settings,
+                   config_cache: Path):
     mine = [d for d in decisions.values() if d.feature.component == recipe.name]
     modules = list(recipe.modules) + [m for d in mine if d.built for m in d.feature.modules]
-    args = [a.format(stage=stage, modules=" ".join(modules)) for a in recipe.configure]
+    args = [a.format(stage=stage, modules=" ".join(modules), config_cache=config_cache) for a in recipe.configure]
     for d in mine:
         args += d.configure_args(str(settings.feature_dirs.get(d.feature.name, "")))
     return [f"--prefix={PREFIX}", *args]
@@ -186,7 +194,7 @@ def _work_dir(settings: Settings) -> Path:
 def build_prefix(settings: Settings, out_dir: Path) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
     recipes = load_recipes()
-    env = build_env(settings)
+    env = build_env(settings, source_date_epoch(recipes))
     compiler = check_toolchain(env)
     decisions = decide(all_features(recipes), settings, env["CC"], env)
     key, key_parts = cache.key(recipes, settings, decisions, compiler)
@@ -213,16 +221,20 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
     work = _work_dir(settings)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
-    args = {name: configure_args(r, stage, decisions, settings) for name, r in recipes.items()}
+    own_flags = HARDENING_LDFLAGS.split()
+    if not settings.strip:  # debug information names source files: map the build directory out
+        own_flags.append(f"-ffile-prefix-map={work}={PREFIX}-build")
+        env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
+    args = {name: configure_args(r, stage, decisions, settings, work / "config.cache") for name, r in recipes.items()}
     try:
         with phase("fetch+verify sources"):
             tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
                                       settings.cache_dir, work, bundled_dir=ROOT / "upstream")
         build_all(recipes, tarballs, work, stage_root, args, settings, env)
         with phase("relocate"):
-            relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip,
-                              own_link_flags=HARDENING_LDFLAGS.split())
-            shown = {n: [a.replace(str(stage), PREFIX) for a in v] for n, v in args.items()}
+            relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip, own_flags=own_flags)
+            shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), PREFIX + "-build") for a in v]
+                     for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key)
             relocate.check(stage, work)
         shutil.move(str(stage), str(target))

@@ -33,7 +33,7 @@ def _digest_files(paths) -> str:
 
 
 def key(recipes: Mapping[str, Recipe], settings, decisions, compiler: str) -> Tuple[str, Dict[str, str]]:
-    env_flags = {v: os.environ.get(v, "") for v in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")}
+    env_flags = {v: os.environ.get(v, "") for v in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS", "SOURCE_DATE_EPOCH")}
     parts = {
         "recipes": _digest_files(RECIPES_DIR.glob("*.toml")),
         "patches": _digest_files(PATCHES_DIR.glob("*.patch")),

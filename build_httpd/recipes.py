@@ -69,6 +69,7 @@ class Recipe:
     files: Tuple[Tuple[str, str], ...] = ()  # (path in the prefix, content) written after the prune
     features: Tuple[Feature, ...] = ()
     package_build: int = 0
+    source_date_epoch: int = 0
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -172,6 +173,7 @@ def load_recipe(path: Path) -> Recipe:
         files=tuple(sorted(_take(build, "files", dict, path, "[build]", default={}).items())),
         features=features,
         package_build=_take(data, "package_build", int, path, "the recipe", default=0),
+        source_date_epoch=_take(data, "source_date_epoch", int, path, "the recipe", default=0),
         path=path,
     )
 

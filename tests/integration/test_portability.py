@@ -120,3 +120,29 @@ def test_uv_installs_this_then_mod_wsgi_in_an_activated_virtualenv(session_cache
     app = shared_tmp / "uv.wsgi"
     app.write_text(HELLO)
     assert serve_and_get(target / "bin" / "mod_wsgi-express", app, shared_tmp).text == "Hello from mod_wsgi-httpd"
+
+
+def test_two_builds_in_different_places_give_byte_identical_wheels(wheel, tmp_path):
+    """The session's wheel against a second build, from a copy of the checkout at another path,
+    at another time, without the build cache. If a byte differs, the test names the file."""
+    import hashlib
+    import sys
+    import zipfile
+    from .conftest import FEATURES, ROOT
+
+    copy = tmp_path / "elsewhere" / "checkout"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "*.egg-info",
+                                                              "__pycache__", "upstream"))
+    out = tmp_path / "wheels"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, *FEATURES, "-C", "cache=off", copy])
+    (second,) = out.glob("*.whl")
+    assert second.name == wheel.name
+    if hashlib.sha256(second.read_bytes()).hexdigest() == hashlib.sha256(wheel.read_bytes()).hexdigest():
+        return
+    with zipfile.ZipFile(wheel) as a, zipfile.ZipFile(second) as b:
+        names_a, names_b = a.namelist(), b.namelist()
+        assert names_a == names_b, "the wheels list different files, or in another order"
+        differing = [n for n in names_a if a.read(n) != b.read(n)]
+        meta = [n for n in names_a if (a.getinfo(n).date_time, a.getinfo(n).external_attr) !=
+                (b.getinfo(n).date_time, b.getinfo(n).external_attr)]
+    pytest.fail(f"not reproducible: content differs in {differing[:20]}; timestamps or modes in {meta[:20]}")
