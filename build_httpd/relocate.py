@@ -91,12 +91,13 @@ def _rewrite_text(path: Path, prefix: str) -> None:
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
 
 
-def drop_link_flags(stage: Path, flags: List[str]) -> None:
-    """Our link hardening is for our binaries; third-party modules built with apxs choose their own."""
+def drop_own_flags(stage: Path, flags: List[str]) -> None:
+    """Our link hardening (and build-path mapping) is for our binaries; third-party modules built
+    with apxs choose their own."""
     path = stage / "build" / "config_vars.mk"
     lines = []
     for line in path.read_text().split("\n"):
-        if re.match(r"^\s*(LDFLAGS|EXTRA_LDFLAGS|NOTEST_LDFLAGS)\s*=", line):
+        if re.match(r"^\s*(LDFLAGS|EXTRA_LDFLAGS|NOTEST_LDFLAGS|CFLAGS|EXTRA_CFLAGS)\s*=", line):
             name, _, value = line.partition("=")
             line = f"{name}= " + " ".join(w for w in value.split() if w not in flags)
         lines.append(line.rstrip())
@@ -104,7 +105,7 @@ def drop_link_flags(stage: Path, flags: List[str]) -> None:
 
 
 def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, strip: bool,
-             own_link_flags: List[str] = ()) -> None:
+             own_flags: List[str] = ()) -> None:
     for recipe in recipes.values():
         for rel in recipe.prune:
             target = stage / rel
@@ -120,9 +121,9 @@ def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, s
             path.unlink()
     flatten_libraries(stage / "lib")
     fix_elf(stage, strip)
+    drop_own_flags(stage, list(own_flags))
     scrub_build_paths(stage, work, prefix)
     relocate_text(stage, prefix)
-    drop_link_flags(stage, list(own_link_flags))
 
 
 def relocate_text(stage: Path, prefix: str) -> None:
@@ -157,7 +158,7 @@ def scrub_build_paths(stage: Path, work: Path, prefix: str) -> None:
         data = path.read_bytes()
         if workb in data:
             data = data.replace(staged, prefix.encode()).replace(source, (prefix + "-build").encode())
-            path.write_bytes(data)
+            path.write_bytes(data.replace(workb, (prefix + "-build").encode()))  # e.g. --cache-file
 
 
 def leftovers(stage: Path, work: Path) -> List[str]:

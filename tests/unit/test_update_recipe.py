@@ -1,0 +1,37 @@
+"""ci/update-recipe: a version bump is one reviewed command."""
+
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+
+from pathlib import Path
+
+from build_httpd.recipes import RECIPES_DIR, load_recipes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_writes_version_size_and_sha256_and_shows_the_diff(tmp_path):
+    recipes = tmp_path / "recipes"
+    shutil.copytree(RECIPES_DIR, recipes)
+    tarball = tmp_path / "new" / "apr-1.7.7.tar.gz"
+    tarball.parent.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("apr-1.7.7/README")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    tarball.write_bytes(buffer.getvalue())
+    result = subprocess.run([sys.executable, str(ROOT / "ci" / "update-recipe"), "--recipes", str(recipes),
+                             str(tarball.parent)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    apr = load_recipes(recipes)["apr"]
+    assert apr.version == "1.7.7" and apr.source.filename == "apr-1.7.7.tar.gz"
+    assert apr.source.size == tarball.stat().st_size
+    assert apr.source.sha256 == hashlib.sha256(tarball.read_bytes()).hexdigest()
+    assert all("1.7.7" in url for url in apr.source.urls)
+    assert "+version = \"1.7.7\"" in result.stdout and "-version = \"1.7.6\"" in result.stdout
+    assert load_recipes(recipes)["httpd"].version == "2.4.69"  # the others are untouched
