@@ -5,7 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
 from setuptools.command.build import build as _build
 from setuptools.command.build_py import build_py as _build_py
@@ -36,14 +36,22 @@ class build_py(_build_py):
         shutil.copytree(built, target, dirs_exist_ok=True)
 
 
-class bdist_wheel(_bdist_wheel):
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False
+class BinaryDistribution(Distribution):
+    """Native code without a Python extension: the files belong in platlib, at the wheel's root
+    (auditwheel refuses binaries under .data/purelib)."""
 
+    def has_ext_modules(self):
+        return True
+
+
+class bdist_wheel(_bdist_wheel):
     def get_tag(self):
         _, _, platform = super().get_tag()
         return "py3", "none", platform
 
 
-setup(version=package_version(load_recipes()), cmdclass={"build": build, "build_py": build_py, "bdist_wheel": bdist_wheel})
+setup(
+    version=package_version(load_recipes()),
+    distclass=BinaryDistribution,
+    cmdclass={"build": build, "build_py": build_py, "bdist_wheel": bdist_wheel},
+)

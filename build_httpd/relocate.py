@@ -3,6 +3,7 @@ hold them), no file naming the staging directory, text files that find the prefi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -59,6 +60,23 @@ def flatten_libraries(lib: Path) -> None:
             dev.write_text(f"/* GNU ld script: mod_wsgi-httpd keeps one copy of each library */\nINPUT({soname})\n")
 
 
+def reseal_build_id(path: Path) -> None:
+    """The linker's build ID hashed the file as linked, temporary RUNPATH included, so two builds
+    in different directories differ in those 20 bytes only. Recompute it over the final file (with
+    the ID zeroed), as debugedit does: reproducible, and still unique to the content."""
+    notes = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True).stdout
+    match = re.search(r"Build ID: ([0-9a-f]+)", notes)
+    if not match:
+        return
+    old = bytes.fromhex(match.group(1))
+    data = path.read_bytes()
+    if data.count(old) != 1:
+        return
+    start, end = data.index(old), data.index(old) + len(old)
+    new = hashlib.sha1(data[:start] + bytes(len(old)) + data[end:]).digest()[: len(old)]
+    path.write_bytes(data[:start] + new + data[end:])
+
+
 def fix_elf(stage: Path, strip: bool) -> None:
     patchelf = shutil.which("patchelf")
     if patchelf is None:
@@ -73,6 +91,7 @@ def fix_elf(stage: Path, strip: bool) -> None:
             if strip:
                 subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
             subprocess.run([patchelf, "--set-rpath", runpath, str(path)], check=True)
+            reseal_build_id(path)
             path.chmod(mode)
 
 

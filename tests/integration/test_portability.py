@@ -146,3 +146,23 @@ def test_two_builds_in_different_places_give_byte_identical_wheels(wheel, tmp_pa
         meta = [n for n in names_a if (a.getinfo(n).date_time, a.getinfo(n).external_attr) !=
                 (b.getinfo(n).date_time, b.getinfo(n).external_attr)]
     pytest.fail(f"not reproducible: content differs in {differing[:20]}; timestamps or modes in {meta[:20]}")
+
+
+def test_auditwheel_tags_the_wheel_manylinux_without_grafting_system_libraries(wheel, tmp_path):
+    import sys
+    import zipfile
+    from .conftest import ROOT
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    run(["bash", ROOT / "ci" / "repair-wheel", wheel, tmp_path / "out"], env=env)
+    (repaired,) = (tmp_path / "out").glob("*.whl")
+    assert re.search(r"-py3-none-manylinux_2_\d+_x86_64", repaired.name), repaired.name
+    with zipfile.ZipFile(repaired) as z:
+        names = z.namelist()
+    assert not [n for n in names if ".libs/" in n or "libssl" in n], "nothing may be grafted"
+    target = make_venv(tmp_path / "venv")
+    target.pip("install", "-q", repaired)
+    out = run([target.prefix() / "bin" / "httpd", "-V"]).stdout
+    assert "Server loaded:  APR 1.7.6, APR-UTIL 1.6.5, PCRE 10.49" in out
+    runpath = run(["readelf", "-d", target.prefix() / "bin" / "httpd"]).stdout
+    assert "$ORIGIN/../lib" in runpath
