@@ -17,7 +17,6 @@ from setuptools.build_meta import (  # noqa: F401 - re-exported hooks
 
 BUILT_PREFIX_ENV = "_MOD_WSGI_HTTPD_BUILT_PREFIX"
 BUILD_BASE_ENV = "_MOD_WSGI_HTTPD_BUILD_BASE"
-_SETUPTOOLS_KEYS = ("--build-option", "--global-option")
 
 
 def build_sdist(sdist_directory, config_settings=None):
@@ -71,7 +70,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     from .build import build_prefix, source_date_epoch
     from .errors import BuildError, format_error
     from .recipes import all_features, load_recipes
-    from .settings import load_settings
+    from .settings import SETUPTOOLS_KEYS, load_settings
 
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-wheel-"))
     try:
@@ -83,7 +82,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             sys.stderr.write(format_error(error))
             sys.stderr.flush()
             raise SystemExit(1) from None
-        passed = {k: v for k, v in (config_settings or {}).items() if k in _SETUPTOOLS_KEYS}
+        passed = {k: v for k, v in (config_settings or {}).items() if k in SETUPTOOLS_KEYS}
         # SOURCE_DATE_EPOCH: fixed timestamps inside the wheel too (setuptools honours it)
         with _environ(**{BUILT_PREFIX_ENV: str(prefix), BUILD_BASE_ENV: str(out / "setuptools-build"),
                          "SOURCE_DATE_EPOCH": source_date_epoch(recipes)}):

@@ -16,7 +16,7 @@ _OFF = ("0", "false", "no", "off")
 # Settings whose environment variable is not simply MOD_WSGI_HTTPD_<KEY>.
 _ENV_NAMES = {"cache-dir": "CACHE", "cache": "USE_BUILD_CACHE"}
 # Keys setuptools itself understands; passed through untouched.
-_SETUPTOOLS_KEYS = ("--build-option", "--global-option", "editable_mode", "--editable-mode")
+SETUPTOOLS_KEYS = ("--build-option", "--global-option", "editable_mode", "--editable-mode")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
     """`features` maps feature names to their allowed modes (from the recipes)."""
     config = {}
     for key, value in (config_settings or {}).items():
-        if key in _SETUPTOOLS_KEYS:
+        if key in SETUPTOOLS_KEYS:
             continue
         if isinstance(value, list):  # `-C k=a -C k=b`: the last one wins, as pip documents
             value = value[-1]

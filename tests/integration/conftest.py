@@ -143,8 +143,8 @@ def worker_identity():
 class Express:
     """One mod_wsgi-express server on a free port, stopped at the end of the test."""
 
-    def __init__(self, venv, tmp, *args, scheme="http", port=None, env=None, cwd=None, check_url=True):
-        self.port = port or free_port()
+    def __init__(self, venv, tmp, *args, env=None, cwd=None):
+        self.port = free_port()
         self.server_root = tmp / f"server-root-{self.port}"
         self.argv = [venv.bin / "mod_wsgi-express", "start-server", *args, "--host", "127.0.0.1",
                      "--port", str(self.port), "--server-root", self.server_root, *worker_identity()]
@@ -160,8 +160,8 @@ class Express:
                                      env=self.env, cwd=self.cwd, start_new_session=True)
         return self
 
-    def url(self, path="/", port=None, scheme="http"):
-        return f"{scheme}://127.0.0.1:{port or self.port}{path}"
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def output(self):
         self.logf.flush()
