@@ -1,17 +1,35 @@
-# Sourced by ci/ scripts: the Debian/Ubuntu packages a full build (every feature) and the tests need.
-SYSTEM_PACKAGES="build-essential make patch perl libssl-dev libnghttp2-dev zlib1g-dev libexpat1-dev libbrotli-dev openssl curl apache2-dev"
+# Sourced by ci/ scripts: the Debian/Ubuntu packages they need, installed when run as root, named
+# otherwise.
+# What building mod_wsgi-httpd with every feature needs (and ca-certificates: a trust store for pip).
+BUILD_PACKAGES="build-essential make patch perl ca-certificates libssl-dev libnghttp2-dev zlib1g-dev libexpat1-dev libbrotli-dev"
+# Debian's own Python, with venv and the headers mod_wsgi compiles against.
+PYTHON_PACKAGES="python3 python3-venv python3-dev"
+# Only the tests: a client and certificates for HTTPS, git for the checkout's own files, and a system
+# apxs on PATH (the test that ours is the one mod_wsgi finds).
+TEST_PACKAGES="openssl curl git apache2-dev"
+
+# Whether $1 (a Python command) is Debian's, or missing: then PYTHON_PACKAGES are needed too.
+uses_debian_python() {
+    local exe
+    exe=$(command -v "$1" 2>/dev/null) || return 0
+    exe=$(readlink -f "$exe")
+    case "$exe" in /usr/bin/*) return 0 ;; *) return 1 ;; esac
+}
 
 ensure_system_packages() {
     command -v dpkg-query >/dev/null 2>&1 || return 0
-    missing=""
-    for p in $SYSTEM_PACKAGES; do
+    local missing="" p
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
     done
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+        echo "installing Debian packages:$missing" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
     else
-        echo "missing Debian packages:$missing -- run: sudo apt-get install$missing" >&2
+        echo "missing Debian packages:$missing" >&2
+        echo "install them first:  sudo apt-get install$missing" >&2
         return 1
     fi
 }
