@@ -1,10 +1,14 @@
 """Fetch and verify: a source file comes from the first place that has it, and is used only after
 its size and sha256 match the recipe.
 
-Places, in order: MOD_WSGI_HTTPD_SOURCES (a directory), the user cache, the recipe's URLs, and the
-`upstream/` folder of a mod_wsgi-httpd sdist on the package index pip is configured to use.
-Unverified bytes never reach the cache: they are written to a temporary file beside it, hashed as
-they stream, and renamed into place only when they match.
+Places, in order: MOD_WSGI_HTTPD_SOURCES (a directory), the sdist's own upstream/ folder, the user
+cache, the recipe's URLs, and the `upstream/` folder of a mod_wsgi-httpd sdist on the package index
+pip is configured to use.
+
+Verify, then use the same bytes: whatever the place, the file is copied into the build's private
+directory while it is hashed, and only that copy is ever extracted; the place may change afterwards
+without effect. Unverified bytes never reach the cache: a download is verified in the private
+directory first and then copied into the cache beside its final name and renamed into place.
 """
 
 from __future__ import annotations
@@ -13,8 +17,7 @@ import hashlib
 import html.parser
 import os
 import re
-import subprocess
-import sys
+import shutil
 import tarfile
 import tempfile
 import time
@@ -22,8 +25,10 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from . import network
 from .console import progress, say
 from .errors import FetchError, VerificationError
+from .network import redact
 from .recipes import Source
 
 CHUNK = 1 << 16
@@ -31,6 +36,8 @@ TIMEOUT = (10, 30)  # connect, read (seconds without a byte)
 ATTEMPTS = 3  # per URL; 4xx answers are not retried
 BACKOFF = 1.0  # seconds, doubled after each failed attempt
 INDEX_PROJECT = "mod-wsgi-httpd"
+INDEX_PAGE_LIMIT = 16 << 20  # bytes: a project page on an index is far smaller
+SDIST_LIMIT = 256 << 20  # bytes: an sdist of this package carries about 20 MB of tarballs
 T = TypeVar("T")
 _SDIST = re.compile(r"^mod[_-]wsgi[_-]httpd-(?P<version>[0-9][0-9.]*)\.tar\.gz$", re.I)
 
@@ -101,16 +108,11 @@ def _stream_into(target_dir: Path, chunks: Iterable[bytes], source: Source, orig
 
 # -- HTTP ---------------------------------------------------------------------------------------
 
-def _session():
-    import requests
-    session = requests.Session()
-    session.headers["User-Agent"] = "mod_wsgi-httpd-build (+requests)"
-    return session
-
-
 def _connect_error(e) -> Exception:
-    """A host that cannot be resolved or refuses connections will not answer on a retry either;
-    a timeout or a reset might."""
+    """A host that cannot be resolved, refuses connections or presents a certificate we do not
+    trust will not answer differently on a retry; a timeout or a reset might."""
+    if network.is_certificate_error(e):
+        return PermanentError("the server's TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)")
     text = str(e)
     for marker, what in (("NameResolutionError", "cannot resolve the host name"),
                          ("Name or service not known", "cannot resolve the host name"),
@@ -122,22 +124,27 @@ def _connect_error(e) -> Exception:
     return TransferError(f"{type(e).__name__}: {text[:200]}")
 
 
-def _http_chunks(session, url: str, label: str, total: Optional[int]) -> Iterable[bytes]:
+def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int) -> Iterable[bytes]:
+    """The body of `url`, chunk by chunk; more than `limit` bytes is an error, not a download."""
     import requests
     try:
         response = session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True)
     except requests.ConnectionError as e:
         raise _connect_error(e) from e
     except requests.RequestException as e:
-        raise TransferError(f"{type(e).__name__}: {str(e)[:200]}") from e
+        raise TransferError(f"{type(e).__name__}: {redact(str(e))[:200]}") from e
     with response:
         if 400 <= response.status_code < 500:
             raise PermanentError(f"HTTP {response.status_code}")
         if response.status_code >= 300:
             raise TransferError(f"HTTP {response.status_code}")
         bar = progress(total, label)
+        got = 0
         try:
             for chunk in response.iter_content(CHUNK):
+                got += len(chunk)
+                if got > limit:
+                    raise PermanentError(f"more than {limit} bytes, more than such a file can be; not read further")
                 bar.update(len(chunk))
                 yield chunk
         except requests.RequestException as e:
@@ -174,51 +181,21 @@ class _Links(html.parser.HTMLParser):
                 self.links.append(href)
 
 
-def _pip(*args: str) -> str:
-    # pip's build isolation hides site-packages through PYTHONPATH; pip itself lives there.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONNOUSERSITE", "PYTHONHOME")}
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=60)
-    return result.stdout if result.returncode == 0 else ""
-
-
-def pip_index_urls(environ=os.environ) -> List[str]:
-    """The index URLs pip is configured with: PIP_INDEX_URL / pip.conf / pip's own default."""
-    primary: Optional[str] = environ.get("PIP_INDEX_URL") or None
-    extras = environ.get("PIP_EXTRA_INDEX_URL", "").split()
-    if primary is None or not extras:
-        for line in _pip("-m", "pip", "config", "list").splitlines():
-            key, _, value = line.partition("=")
-            value = value.strip().strip("'\"")
-            if key.endswith(".index-url") and primary is None:
-                primary = value
-            elif key.endswith(".extra-index-url") and not environ.get("PIP_EXTRA_INDEX_URL"):
-                extras += value.split()
-    if primary is None:
-        primary = _pip("-c", "from pip._internal.models.index import PyPI; print(PyPI.simple_url)").strip() or None
-    urls = [primary] if primary else []
-    return [u for u in dict.fromkeys(urls + extras) if u.startswith(("https://", "http://"))]
-
-
 def _version_key(version: str) -> Tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
 def index_sdists(session, index_url: str) -> List[Tuple[str, str, Optional[str]]]:
     """(filename, url, sha256 or None) of every mod_wsgi-httpd sdist on an index, newest first."""
-    import requests
     page = index_url.rstrip("/") + f"/{INDEX_PROJECT}/"
     try:
-        response = session.get(page, timeout=TIMEOUT, headers={"Accept": "text/html"})
-    except requests.ConnectionError as e:
-        raise _connect_error(e) from e
-    except requests.RequestException as e:
-        raise TransferError(f"{type(e).__name__}: {str(e)[:200]}") from e
-    if response.status_code == 404:
-        return []
-    if response.status_code != 200:
-        raise TransferError(f"HTTP {response.status_code} for {page}")
+        body = b"".join(_http_chunks(session, page, "index page", None, INDEX_PAGE_LIMIT))
+    except PermanentError as e:
+        if str(e) == "HTTP 404":
+            return []
+        raise
     parser = _Links()
-    parser.feed(response.text)
+    parser.feed(body.decode("utf-8", "replace"))
     found = []
     for href in parser.links:
         url = urljoin(page, href)
@@ -234,35 +211,38 @@ def index_sdists(session, index_url: str) -> List[Tuple[str, str, Optional[str]]
 
 def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Dict[str, List[str]],
                  index_urls: List[str], sleep) -> Dict[str, Path]:
-    """Take the wanted files out of the upstream/ folder of sdists on the index."""
+    """Take the wanted files out of the upstream/ folder of sdists on the index: the newest first;
+    one whose hash or members do not match is recorded and the next one tried."""
     got: Dict[str, Path] = {}
     for index_url in index_urls:
+        shown_index = redact(index_url)
         try:
-            sdists = _with_retries(lambda: index_sdists(session, index_url), f"index {index_url}", sleep)
+            sdists = _with_retries(lambda: index_sdists(session, index_url), f"index {shown_index}", sleep)
         except (TransferError, PermanentError) as e:
             for name in wanted:
-                tried[name].append(f"package index {index_url}: {e}")
+                tried[name].append(f"package index {shown_index}: {e}")
             continue
         if not sdists:
             for name in wanted:
-                tried[name].append(f"package index {index_url}: no mod_wsgi-httpd sdist there")
+                tried[name].append(f"package index {shown_index}: no mod_wsgi-httpd sdist there")
         for filename, url, digest in sdists[:4]:
             missing = {n: s for n, s in wanted.items() if n not in got}
             if not missing:
                 return got
+            shown = redact(url)
             with tempfile.TemporaryDirectory(dir=target_dir, prefix=".sdist-") as tmp:
                 sdist = Path(tmp) / filename
                 try:
                     _with_retries(lambda: _download_to(session, url, sdist), filename, sleep)
                 except (TransferError, PermanentError) as e:
                     for name in missing:
-                        tried[name].append(f"{url}: {e}")
+                        tried[name].append(f"{shown}: {e}")
                     continue
                 if digest and sha256_of(sdist) != digest:
                     for name in missing:
-                        tried[name].append(f"{url}: sha256 differs from the index's, not opened")
+                        tried[name].append(f"{shown}: sha256 differs from the index's, not opened")
                     continue
-                got.update(_extract_upstream(sdist, missing, target_dir, url, tried))
+                got.update(_extract_upstream(sdist, missing, target_dir, shown, tried))
     return got
 
 
@@ -271,7 +251,7 @@ def _download_to(session, url: str, path: Path) -> Path:
     against the recipes as it is extracted."""
     try:
         with open(path, "wb") as out:
-            for chunk in _http_chunks(session, url, path.name, None):
+            for chunk in _http_chunks(session, url, path.name, None, SDIST_LIMIT):
                 out.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -293,7 +273,8 @@ def _extract_upstream(sdist: Path, wanted: Dict[str, Source], target_dir: Path, 
                     try:
                         got[source.filename] = _stream_into(target_dir, iter(lambda: stream.read(CHUNK), b""),
                                                             source, where)
-                    except TransferError as e:
+                    except (TransferError, VerificationError) as e:
+                        # one bad carrier must not stop the install: the next sdist may be good
                         tried[source.filename].append(f"{where}: {e}")
     except (tarfile.TarError, OSError, EOFError) as e:
         for name in wanted:
@@ -307,87 +288,118 @@ def _extract_upstream(sdist: Path, wanted: Dict[str, Source], target_dir: Path, 
 
 # -- resolution -------------------------------------------------------------------------------
 
-def _writable_dir(directory: Path) -> bool:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-")
-        probe.close()
-        return True
-    except OSError:
-        return False
+def _file_chunks(path: Path) -> Iterable[bytes]:
+    with open(path, "rb") as f:
+        yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache_dir: Path,
+def _copy_verified(path: Path, source: Source, origin: str, private: Path) -> Path:
+    """Copy `path` into the private directory while hashing it: the copy is what was verified."""
+    tmp = _stream_into(private, _file_chunks(path), source, origin)
+    return _settle(tmp, private / source.filename)
+
+
+def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache_dir: Optional[Path],
                    scratch_dir: Path, index_urls: Optional[List[str]] = None,
                    sleep: Callable[[float], None] = time.sleep,
                    bundled_dir: Optional[Path] = None) -> Dict[str, Path]:
-    """A verified local path for every source file, keyed by filename. bundled_dir is the
-    upstream/ folder of an sdist of this package, looked at right after MOD_WSGI_HTTPD_SOURCES."""
+    """A verified private copy of every source file, in scratch_dir/sources, keyed by filename.
+    bundled_dir is the upstream/ folder of an sdist of this package. cache_dir is the source cache
+    (None: no cache; the caller decides whether a cache can be trusted)."""
     sources = list(sources)
+    private = scratch_dir / "sources"
+    private.mkdir(parents=True, exist_ok=True)
     found: Dict[str, Path] = {}
     tried: Dict[str, List[str]] = {s.filename: [] for s in sources}
-    store = cache_dir / "sources"
-    if not _writable_dir(store):
-        say(f"the source cache {store} is not writable; downloading into the build directory instead")
-        store = scratch_dir / "sources"
-        store.mkdir(parents=True, exist_ok=True)
 
     for source in sources:
         name = source.filename
         if sources_dir is not None:
             candidate = sources_dir / name
             if candidate.is_file():
-                verify(candidate, source, f"MOD_WSGI_HTTPD_SOURCES ({candidate})")
-                found[name] = candidate
-                say(f"{name}: verified in {sources_dir}")
+                found[name] = _copy_verified(candidate, source, f"MOD_WSGI_HTTPD_SOURCES ({candidate})", private)
+                say(f"{name}: verified from {sources_dir}")
                 continue
             tried[name].append(f"{candidate}: not there")
         if bundled_dir is not None and (bundled_dir / name).is_file():
-            verify(bundled_dir / name, source, f"this sdist ({bundled_dir / name})")
-            found[name] = bundled_dir / name
-            say(f"{name}: verified in this sdist's upstream/")
+            found[name] = _copy_verified(bundled_dir / name, source, f"this sdist ({bundled_dir / name})", private)
+            say(f"{name}: verified from this sdist's upstream/")
             continue
-        cached = store / name
+        if cache_dir is None:
+            continue
+        cached = cache_dir / name
         if cached.is_file():
-            verify(cached, source, f"the cache ({cached})")
-            found[name] = cached
-            say(f"{name}: verified in the cache")
-            continue
-        tried[name].append(f"{cached}: not cached yet")
+            try:
+                found[name] = _copy_verified(cached, source, f"the cache ({cached})", private)
+                say(f"{name}: verified from the cache")
+                continue
+            except (VerificationError, TransferError, OSError) as e:
+                # a damaged cached copy is a miss: it is fetched again and replaced
+                say(f"{name}: the cached copy is not usable ({e}); fetching it again")
+                tried[name].append(f"{cached}: damaged, not used")
+        else:
+            tried[name].append(f"{cached}: not cached yet")
 
     missing = [s for s in sources if s.filename not in found]
+    certificate_failed = False
     if missing:
-        session = _session()
+        session = network.session()
         for source in missing:
             for url in source.urls:
                 try:
-                    chunks = lambda: _http_chunks(session, url, source.filename, source.size)  # noqa: E731
-                    tmp = _with_retries(lambda: _stream_into(store, chunks(), source, url), source.filename, sleep)
+                    chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
+                    tmp = _with_retries(lambda: _stream_into(private, chunks(), source, url), source.filename, sleep)
+                except VerificationError as e:
+                    raise e
                 except (TransferError, PermanentError) as e:
-                    tried[source.filename].append(f"{url}: {e}")
+                    tried[source.filename].append(f"{redact(url)}: {e}")
                     continue
-                found[source.filename] = _settle(tmp, store / source.filename)
-                say(f"{source.filename}: downloaded and verified from {url}")
+                except OSError as e:  # pragma: no cover - the private directory is ours
+                    raise FetchError(f"could not write {source.filename} into {private}", str(e),
+                                     "check the free space and permissions of the build directory") from e
+                found[source.filename] = _settle(tmp, private / source.filename)
+                say(f"{source.filename}: downloaded and verified from {redact(url)}")
                 break
         still = {s.filename: s for s in missing if s.filename not in found}
         if still:
-            urls = pip_index_urls() if index_urls is None else index_urls
+            urls = network.index_urls() if index_urls is None else index_urls
             if not urls:
                 for name in still:
                     tried[name].append("package index: pip reports no http(s) index URL")
-            for name, tmp in _from_sdists(session, still, store, tried, urls, sleep).items():
-                found[name] = _settle(tmp, store / name)
+            for name, tmp in _from_sdists(session, still, private, tried, urls, sleep).items():
+                found[name] = _settle(tmp, private / name)
                 say(f"{name}: verified from a mod_wsgi-httpd sdist on the package index")
+        certificate_failed = any("CERTIFICATE_VERIFY_FAILED" in t for n in tried for t in tried[n])
+        if cache_dir is not None:
+            for source in missing:
+                if source.filename in found:
+                    _remember(found[source.filename], cache_dir)
 
     unresolved = [s.filename for s in sources if s.filename not in found]
     if unresolved:
         lines = "\n".join(f"  {name}:\n" + "\n".join(f"    - {t}" for t in tried[name]) for name in unresolved)
-        raise FetchError(
-            f"could not obtain a verified copy of {', '.join(unresolved)}",
-            f"every place was tried:\n{lines}\n",
-            "download the file(s) from the URL in recipes/ on a machine that can reach it and point "
-            "MOD_WSGI_HTTPD_SOURCES at the directory holding them; they are verified before use")
+        fix = ("download the file(s) from the URL in recipes/ on a machine that can reach it and point "
+               "MOD_WSGI_HTTPD_SOURCES at the directory holding them; they are verified before use")
+        if certificate_failed:
+            fix = session.trust.advice() + "; or " + fix
+        raise FetchError(f"could not obtain a verified copy of {', '.join(unresolved)}",
+                         f"every place was tried:\n{lines}\n", fix)
     return found
+
+
+def _remember(verified: Path, cache_dir: Path) -> None:
+    """Copy a verified private file into the source cache: beside its final name, then renamed, so
+    that the cache holds either nothing or the whole verified file."""
+    try:
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{verified.name}.", suffix=".part", dir=cache_dir)
+        os.close(fd)
+        shutil.copyfile(verified, tmp)
+        _settle(Path(tmp), cache_dir / verified.name)
+    except OSError as e:
+        if "tmp" in locals():
+            Path(tmp).unlink(missing_ok=True)
+        say(f"could not keep {verified.name} in the source cache {cache_dir} ({e.strerror}); the build goes on")
 
 
 def _settle(tmp: Path, final: Path) -> Path:

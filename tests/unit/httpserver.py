@@ -12,6 +12,7 @@ class Routes:
     def __init__(self):
         self.routes = {}
         self.hits = {}
+        self.headers = []  # the request headers, one dict per request
 
     def add(self, path, *behaviours):
         self.routes[path] = list(behaviours)
@@ -32,6 +33,7 @@ def _handler(routes):
             pass
 
         def do_GET(self):
+            routes.headers.append(dict(self.headers))
             kind, *args = routes.next(self.path)
             if kind == "status":
                 self.send_response(args[0])
@@ -75,15 +77,28 @@ def _handler(routes):
 
 
 class MisbehavingServer:
-    def __init__(self):
+    """tls=(certfile, keyfile) serves HTTPS; client_ca also asks for a client certificate signed
+    by that CA."""
+
+    def __init__(self, tls=None, client_ca=None):
         self.routes = Routes()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.routes))
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            if client_ca:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(client_ca)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self):
         self.thread.start()

@@ -42,7 +42,7 @@ def obtain(src, dirs, sources_dir=None, index_urls=(), sleeps=None):
 
 def cache_is_clean(dirs):
     """Nothing but verified files in the cache: no partial or temporary leftovers."""
-    for path in (dirs["cache"] / "sources").iterdir():
+    for path in dirs["cache"].iterdir():
         assert not path.name.startswith("."), f"leftover {path}"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(PAYLOAD).hexdigest()
     return True
@@ -75,33 +75,51 @@ def test_verify_rejects_a_truncated_file(tmp_path):
 
 # -- resolution order ------------------------------------------------------------------------------
 
+def private(dirs):
+    return dirs["scratch"] / "sources" / NAME
+
+
 def test_sources_directory_comes_first(server, dirs):
     server.routes.add("/f", ("body", b"never fetched"))
     (dirs["sources"] / NAME).write_bytes(PAYLOAD)
     got = obtain(source(server.url + "/f"), dirs, sources_dir=dirs["sources"])
-    assert got == dirs["sources"] / NAME
+    assert got == private(dirs) and got.read_bytes() == PAYLOAD
     assert server.routes.hits == {}
 
 
 def test_cache_comes_before_the_network(server, dirs):
-    (dirs["cache"] / "sources").mkdir()
-    (dirs["cache"] / "sources" / NAME).write_bytes(PAYLOAD)
+    (dirs["cache"] / NAME).write_bytes(PAYLOAD)
     got = obtain(source(server.url + "/f"), dirs)
-    assert got == dirs["cache"] / "sources" / NAME
+    assert got == private(dirs) and got.read_bytes() == PAYLOAD
     assert server.routes.hits == {}
 
 
-def test_tampered_cache_entry_is_a_hard_stop(dirs):
-    (dirs["cache"] / "sources").mkdir()
-    (dirs["cache"] / "sources" / NAME).write_bytes(b"x" * len(PAYLOAD))
-    with pytest.raises(VerificationError, match="the cache"):
-        obtain(source(), dirs)
+def test_what_is_used_is_the_copy_that_was_verified(dirs):
+    """Verify, then use the same bytes: swapping the file where it lies after verification (minutes
+    pass before httpd is extracted) changes nothing."""
+    original = dirs["sources"] / NAME
+    original.write_bytes(PAYLOAD)
+    got = obtain(source(), dirs, sources_dir=dirs["sources"])
+    original.write_bytes(bytes(len(PAYLOAD)))
+    assert got != original and got.read_bytes() == PAYLOAD
+    assert got.parent == dirs["scratch"] / "sources"
+
+
+def test_a_damaged_cached_source_is_a_miss_fetched_again_and_replaced(server, dirs, capsys):
+    (dirs["cache"] / NAME).write_bytes(b"x" * len(PAYLOAD))
+    server.routes.add("/f", ("body", PAYLOAD))
+    got = obtain(source(server.url + "/f"), dirs)
+    assert got.read_bytes() == PAYLOAD
+    assert (dirs["cache"] / NAME).read_bytes() == PAYLOAD
+    assert "cached copy is not usable" in capsys.readouterr().err
+    assert cache_is_clean(dirs)
 
 
 def test_tampered_sources_directory_file_is_a_hard_stop(dirs):
     (dirs["sources"] / NAME).write_bytes(b"x" * len(PAYLOAD))
     with pytest.raises(VerificationError, match="MOD_WSGI_HTTPD_SOURCES"):
         obtain(source(), dirs, sources_dir=dirs["sources"])
+    assert not list((dirs["scratch"] / "sources").iterdir())
 
 
 # -- downloads under faults ------------------------------------------------------------------------
@@ -139,7 +157,7 @@ def test_wrong_bytes_with_the_right_size_stop_and_cache_nothing(server, dirs):
     with pytest.raises(VerificationError) as e:
         obtain(source(server.url + "/evil", server.url + "/good"), dirs)
     assert source().sha256 in str(e.value) and hashlib.sha256(bytes(len(PAYLOAD))).hexdigest() in str(e.value)
-    assert list((dirs["cache"] / "sources").iterdir()) == []
+    assert list(dirs["cache"].iterdir()) == []
     assert "/good" not in server.routes.hits
 
 
@@ -147,7 +165,7 @@ def test_more_bytes_than_the_recipe_says_stop(server, dirs):
     server.routes.add("/long", ("body", PAYLOAD + b"extra"))
     with pytest.raises(VerificationError, match="longer than"):
         obtain(source(server.url + "/long"), dirs)
-    assert list((dirs["cache"] / "sources").iterdir()) == []
+    assert list(dirs["cache"].iterdir()) == []
 
 
 def test_stalled_server_times_out_then_mirror_serves(server, dirs, monkeypatch):
@@ -171,25 +189,26 @@ def test_every_place_failing_names_every_place(server, dirs):
                   "connection refused", "no mod_wsgi-httpd sdist"):
         assert place in text
     assert "MOD_WSGI_HTTPD_SOURCES" in text  # what to do
-    assert list((dirs["cache"] / "sources").iterdir()) == []
+    assert list(dirs["cache"].iterdir()) == []
 
 
 # -- the package index -----------------------------------------------------------------------------
 
-def sdist_carrying(files):
+def sdist_carrying(files, version="9.9.9.1"):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in files.items():
-            info = tarfile.TarInfo(f"mod_wsgi_httpd-9.9.9.1/upstream/{name}")
+            info = tarfile.TarInfo(f"mod_wsgi_httpd-{version}/upstream/{name}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
-def index_page(server, sdist, digest=None):
+def index_page(server, sdist, digest=None, older=None):
     digest = digest or hashlib.sha256(sdist).hexdigest()
+    old_hash = f"#sha256={hashlib.sha256(older).hexdigest()}" if older else ""
     return (f'<html><body><a href="{server.url}/files/mod_wsgi_httpd-9.9.9.1.tar.gz#sha256={digest}">'
-            f'mod_wsgi_httpd-9.9.9.1.tar.gz</a><a href="../../files/mod_wsgi_httpd-1.0.0.1.tar.gz">old</a>'
+            f'mod_wsgi_httpd-9.9.9.1.tar.gz</a><a href="../../files/mod_wsgi_httpd-1.0.0.1.tar.gz{old_hash}">old</a>'
             f'</body></html>').encode()
 
 
@@ -201,16 +220,33 @@ def test_index_sdist_supplies_a_file_no_url_has(server, dirs):
     got = obtain(source(server.url + "/upstream"), dirs, index_urls=[server.url + "/simple"])
     assert got.read_bytes() == PAYLOAD
     assert "/files/mod_wsgi_httpd-1.0.0.1.tar.gz" not in server.routes.hits  # newest first; it sufficed
+    assert server.routes.headers[0].get("Accept-Encoding") == "identity"
     assert cache_is_clean(dirs)
 
 
-def test_index_sdist_with_tampered_member_is_a_hard_stop(server, dirs):
-    sdist = sdist_carrying({NAME: bytes(len(PAYLOAD))})
-    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, sdist), "text/html"))
-    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
-    with pytest.raises(VerificationError):
+def test_an_index_sdist_with_a_tampered_member_is_recorded_and_the_next_one_tried(server, dirs):
+    bad = sdist_carrying({NAME: bytes(len(PAYLOAD))})
+    good = sdist_carrying({NAME: PAYLOAD}, "1.0.0.1")
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, bad, older=good), "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", bad))
+    server.routes.add("/files/mod_wsgi_httpd-1.0.0.1.tar.gz", ("body", good))
+    got = obtain(source(), dirs, index_urls=[server.url + "/simple"])
+    assert got.read_bytes() == PAYLOAD
+    assert cache_is_clean(dirs)
+
+
+def test_when_every_index_sdist_is_tampered_the_error_lists_them_all(server, dirs):
+    bad = sdist_carrying({NAME: bytes(len(PAYLOAD))})
+    worse = sdist_carrying({NAME: b"y" * len(PAYLOAD)}, "1.0.0.1")
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, bad, older=worse), "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", bad))
+    server.routes.add("/files/mod_wsgi_httpd-1.0.0.1.tar.gz", ("body", worse))
+    with pytest.raises(FetchError) as e:
         obtain(source(), dirs, index_urls=[server.url + "/simple"])
-    assert list((dirs["cache"] / "sources").iterdir()) == []
+    text = str(e.value)
+    assert "mod_wsgi_httpd-9.9.9.1.tar.gz (upstream/" in text and "mod_wsgi_httpd-1.0.0.1.tar.gz (upstream/" in text
+    assert text.count("sha256") >= 2
+    assert list(dirs["cache"].iterdir()) == []
 
 
 def test_index_sdist_not_matching_the_index_hash_is_not_opened(server, dirs):
@@ -221,16 +257,32 @@ def test_index_sdist_not_matching_the_index_hash_is_not_opened(server, dirs):
         obtain(source(), dirs, index_urls=[server.url + "/simple"])
 
 
+@pytest.mark.parametrize("limit,route", [("INDEX_PAGE_LIMIT", "/simple/mod-wsgi-httpd/"),
+                                         ("SDIST_LIMIT", "/files/mod_wsgi_httpd-9.9.9.1.tar.gz")])
+def test_index_downloads_are_bounded(server, dirs, monkeypatch, limit, route):
+    sdist = sdist_carrying({NAME: PAYLOAD})
+    page = index_page(server, sdist)
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", page, "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
+    monkeypatch.setattr(sources, limit, 100)
+    with pytest.raises(FetchError, match="more than 100 bytes"):
+        obtain(source(), dirs, index_urls=[server.url + "/simple"])
+    assert server.routes.hits[route] == 1  # too large is not retried
+
+
 def test_index_url_comes_from_pip_configuration(monkeypatch):
+    from build_httpd import network
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///nowhere http://127.0.0.1:2/extra")
-    assert sources.pip_index_urls() == ["http://127.0.0.1:1/simple", "http://127.0.0.1:2/extra"]
+    assert network.index_urls() == ["http://127.0.0.1:1/simple", "http://127.0.0.1:2/extra"]
 
 
-def test_unusable_cache_falls_back_to_the_build_directory(server, dirs):
+def test_a_cache_that_cannot_be_written_does_not_stop_the_build(server, dirs, capsys):
     # a file where the cache directory should be: unwritable for root too, unlike a chmod
     server.routes.add("/good", ("body", PAYLOAD))
-    (dirs["cache"] / "sources").write_text("not a directory")
-    got = obtain(source(server.url + "/good"), dirs)
-    assert got.parent == dirs["scratch"] / "sources"
+    blocked = dirs["cache"] / "blocked"
+    blocked.write_text("not a directory")
+    got = sources.obtain_sources([source(server.url + "/good")], None, blocked, dirs["scratch"], index_urls=[],
+                                 sleep=lambda s: None)[NAME]
     assert got.read_bytes() == PAYLOAD
+    assert "could not keep" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""The build trusts what pip trusts and goes where pip goes, against real HTTPS servers on
+127.0.0.1 with certificates made here by openssl; URLs with credentials never reach a message."""
+
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+from build_httpd import network, sources
+from build_httpd.errors import FetchError
+from build_httpd.recipes import Source
+
+from .httpserver import MisbehavingServer
+
+PAYLOAD = os.urandom(50_000)
+NAME = "thing-1.0.tar.gz"
+SOURCE_FOR = lambda *urls: Source(NAME, tuple(urls), len(PAYLOAD), hashlib.sha256(PAYLOAD).hexdigest())  # noqa: E731
+CLEAN_ENV = {}  # no PIP_*, REQUESTS_CA_BUNDLE or SSL_CERT_FILE: the system trust store
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A private CA (as a company's), a server certificate for 127.0.0.1 and a client certificate."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=mod_wsgi-httpd test CA", cwd=d)
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}", cwd=d)
+        (d / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+    (d / "client-both.pem").write_text((d / "client.pem").read_text() + (d / "client.key").read_text())
+    return d
+
+
+def obtain(url, tmp_path, environ, files=()):
+    """obtain_sources with pip's settings as given (nothing read from this machine's pip)."""
+    settings = network.pip_settings(environ, files=files, default_index=None)
+    original = network.session
+    network.session = lambda: original(settings, environ)
+    try:
+        return sources.obtain_sources([SOURCE_FOR(url)], None, None, tmp_path, index_urls=[], sleep=lambda s: None)
+    finally:
+        network.session = original
+
+
+# -- redaction -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url,shown", [
+    ("https://alice:s3cret@index.example/simple/", "https://alice:****@index.example/simple/"),
+    ("https://TOKEN123@index.example/simple/", "https://****@index.example/simple/"),
+    ("https://index.example/simple/", "https://index.example/simple/"),
+])
+def test_redact(url, shown):
+    assert network.redact(url) == shown
+
+
+def test_credentials_in_an_index_url_never_reach_a_message(tmp_path, capsys):
+    with MisbehavingServer() as server:
+        server.routes.add("/simple/mod-wsgi-httpd/", ("status", 503))
+        index = server.url.replace("http://", "http://alice:s3cret@") + "/simple"
+        with pytest.raises(FetchError) as e:
+            sources.obtain_sources([SOURCE_FOR(server.url.replace("http://", "http://bob:hunter2@") + "/f")], None,
+                                   None, tmp_path, index_urls=[index], sleep=lambda s: None)
+    text = str(e.value) + capsys.readouterr().err
+    assert "s3cret" not in text and "hunter2" not in text
+    assert "alice:****@" in text and "bob:****@" in text
+    assert server.routes.hits["/simple/mod-wsgi-httpd/"] == sources.ATTEMPTS  # the index was really asked
+
+
+# -- pip's settings ------------------------------------------------------------------------------
+
+def test_pip_settings_environment_over_files():
+    files = (("index-url", "https://files.example/simple"), ("cert", "/from/pip.conf"), ("proxy", "http://p:1"))
+    s = network.pip_settings({"PIP_CERT": "/from/env.pem", "PIP_EXTRA_INDEX_URL": "file:///x https://extra/simple"},
+                             files=files, default_index="https://default/simple")
+    assert s.index_urls == ("https://files.example/simple", "https://extra/simple")
+    assert s.cert == "/from/env.pem" and s.proxy == "http://p:1" and s.client_cert is None
+
+
+def test_pip_default_index_when_nothing_is_configured():
+    assert network.pip_settings({}, files=(), default_index="https://default/simple").index_urls == (
+        "https://default/simple",)
+
+
+@pytest.mark.parametrize("environ,files,bundle,why", [
+    ({"REQUESTS_CA_BUNDLE": "/r.pem", "SSL_CERT_FILE": "/s.pem"}, (("cert", "/pip.pem"),), "/pip.pem", "pip's"),
+    ({"REQUESTS_CA_BUNDLE": "/r.pem", "SSL_CERT_FILE": "/s.pem"}, (), "/r.pem", "REQUESTS_CA_BUNDLE"),
+    ({"SSL_CERT_FILE": "/s.pem"}, (), "/s.pem", "SSL_CERT_FILE"),
+    ({}, (), None, "system trust store"),
+])
+def test_which_certificates_are_trusted(environ, files, bundle, why):
+    chosen = network.trust(network.pip_settings(environ, files=files, default_index=None), environ)
+    assert chosen.bundle == bundle and why in chosen.label
+
+
+# -- real HTTPS ----------------------------------------------------------------------------------
+
+def test_a_private_ca_is_not_trusted_by_default_and_the_message_says_what_to_do(pki, tmp_path):
+    with MisbehavingServer(tls=(pki / "server.pem", pki / "server.key")) as server:
+        server.routes.add("/f", ("body", PAYLOAD))
+        with pytest.raises(FetchError) as e:
+            obtain(server.url + "/f", tmp_path, CLEAN_ENV)
+    text = str(e.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in text and "system trust store" in text
+    assert "pip config set global.cert" in text and "never turned off" in text
+    assert "/f" not in server.routes.hits  # no request was sent over an unverified connection
+    assert not list((tmp_path / "sources").iterdir())
+
+
+@pytest.mark.parametrize("how", ["PIP_CERT", "pip.conf cert", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_the_ca_pip_is_told_about_is_trusted(pki, tmp_path, how):
+    ca = str(pki / "ca.pem")
+    environ, files = {}, ()
+    if how == "pip.conf cert":
+        files = (("cert", ca),)
+    else:
+        environ = {how: ca}
+    with MisbehavingServer(tls=(pki / "server.pem", pki / "server.key")) as server:
+        server.routes.add("/f", ("body", PAYLOAD))
+        got = obtain(server.url + "/f", tmp_path, environ, files)
+    assert got[NAME].read_bytes() == PAYLOAD
+    assert server.routes.headers[-1].get("Accept-Encoding") == "identity"
+
+
+def test_pips_client_certificate_is_presented(pki, tmp_path):
+    tls = (pki / "server.pem", pki / "server.key")
+    with MisbehavingServer(tls=tls, client_ca=pki / "ca.pem") as server:
+        server.routes.add("/f", ("body", PAYLOAD))
+        with pytest.raises(FetchError):  # without one, the server refuses the handshake
+            obtain(server.url + "/f", tmp_path / "a", {"PIP_CERT": str(pki / "ca.pem")})
+        got = obtain(server.url + "/f", tmp_path / "b",
+                     {"PIP_CERT": str(pki / "ca.pem"), "PIP_CLIENT_CERT": str(pki / "client-both.pem")})
+    assert got[NAME].read_bytes() == PAYLOAD
+
+
+def test_pips_proxy_is_used(tmp_path):
+    """A proxy on 127.0.0.1 that answers for a host no one can resolve."""
+    with MisbehavingServer() as proxy:
+        proxy.routes.add("http://sources.invalid/f", ("body", PAYLOAD))
+        got = obtain("http://sources.invalid/f", tmp_path, {"PIP_PROXY": proxy.url})
+    assert got[NAME].read_bytes() == PAYLOAD
+    assert proxy.routes.hits == {"http://sources.invalid/f": 1}
