@@ -3,6 +3,7 @@ and tags the wheel as independent of the Python ABI (nothing in it links Python)
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from setuptools import Distribution, setup
@@ -11,6 +12,7 @@ from setuptools.command.build import build as _build
 from setuptools.command.build_py import build_py as _build_py
 
 from build_httpd.backend import BUILD_BASE_ENV, BUILT_PREFIX_ENV
+from build_httpd.recipes import load_recipes, package_version
 
 
 class build(_build):
@@ -19,7 +21,22 @@ class build(_build):
         # pip builds a local directory in place: a private build directory per build keeps stale
         # files of an earlier build (other features) and concurrent builds out of this wheel
         self.build_base = os.environ.get(BUILD_BASE_ENV) or self.build_base
-from build_httpd.recipes import load_recipes, package_version
+
+
+def copy_plain_tree(source: Path, target: Path) -> None:
+    """Copy the built prefix into the wheel: regular files and directories only. A link would
+    copy whatever it points at on this machine into the wheel, so it stops the build."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = Path(dirpath)
+        (target / here.relative_to(source)).mkdir(parents=True, exist_ok=True)
+        for name in dirnames + filenames:
+            path = here / name
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise SystemExit(f"mod_wsgi-httpd: {path} is not a regular file or directory; "
+                                 "nothing but those goes into the wheel")
+            if stat.S_ISREG(mode):
+                shutil.copy2(path, target / path.relative_to(source), follow_symlinks=False)
 
 
 class build_py(_build_py):
@@ -33,7 +50,7 @@ class build_py(_build_py):
         for name in os.listdir(built):  # the Python files of the package stay; the prefix is replaced
             if (target / name).is_dir():
                 shutil.rmtree(target / name)
-        shutil.copytree(built, target, dirs_exist_ok=True)
+        copy_plain_tree(Path(built), target)
 
 
 class BinaryDistribution(Distribution):

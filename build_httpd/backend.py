@@ -22,9 +22,10 @@ BUILD_BASE_ENV = "_MOD_WSGI_HTTPD_BUILD_BASE"
 def build_sdist(sdist_directory, config_settings=None):
     """An sdist that carries the verified source tarballs in upstream/, so that installing from it
     needs nothing but the index (for build tools) and a compiler; they are verified again then."""
+    from .cache import open_cache
     from .errors import BuildError, format_error
-    from .recipes import ROOT, load_recipes
-    from .settings import default_cache_dir
+    from .recipes import ROOT, all_features, load_recipes
+    from .settings import load_settings
     from .sources import obtain_sources
 
     upstream = ROOT / "upstream"
@@ -32,21 +33,28 @@ def build_sdist(sdist_directory, config_settings=None):
     try:
         try:
             recipes = load_recipes()
+            settings = load_settings(config_settings, {n: f.modes for n, f in all_features(recipes).items()})
+            _, sources = open_cache(settings.cache_dir) if settings.use_build_cache else (None, None)
             with tempfile.TemporaryDirectory() as scratch:
-                found = obtain_sources((r.source for r in recipes.values()), None,
-                                       Path(os.environ.get("MOD_WSGI_HTTPD_CACHE") or default_cache_dir()),
+                found = obtain_sources((r.source for r in recipes.values()), settings.sources_dir, sources,
                                        Path(scratch))
                 upstream.mkdir(exist_ok=True)
                 for name, path in found.items():
-                    if path.parent != upstream:
-                        shutil.copyfile(path, upstream / name)
+                    shutil.copyfile(path, upstream / name)
         except BuildError as error:
             sys.stderr.write(format_error(error))
             raise SystemExit(1) from None
-        return _setuptools.build_sdist(sdist_directory, config_settings)
+        return _setuptools.build_sdist(sdist_directory, _setuptools_settings(config_settings))
     finally:
         if created:
             shutil.rmtree(upstream, ignore_errors=True)
+
+
+def _setuptools_settings(config_settings):
+    """Only the config settings setuptools itself understands; ours are read by load_settings."""
+    from .settings import SETUPTOOLS_KEYS
+    passed = {k: v for k, v in (config_settings or {}).items() if k in SETUPTOOLS_KEYS}
+    return passed or None
 
 
 @contextmanager
@@ -70,7 +78,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     from .build import build_prefix, source_date_epoch
     from .errors import BuildError, format_error
     from .recipes import all_features, load_recipes
-    from .settings import SETUPTOOLS_KEYS, load_settings
+    from .settings import load_settings
 
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-wheel-"))
     try:
@@ -82,10 +90,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             sys.stderr.write(format_error(error))
             sys.stderr.flush()
             raise SystemExit(1) from None
-        passed = {k: v for k, v in (config_settings or {}).items() if k in SETUPTOOLS_KEYS}
+        passed = _setuptools_settings(config_settings)
         # SOURCE_DATE_EPOCH: fixed timestamps inside the wheel too (setuptools honours it)
         with _environ(**{BUILT_PREFIX_ENV: str(prefix), BUILD_BASE_ENV: str(out / "setuptools-build"),
                          "SOURCE_DATE_EPOCH": source_date_epoch(recipes)}):
-            return _setuptools.build_wheel(wheel_directory, passed or None, metadata_directory)
+            return _setuptools.build_wheel(wheel_directory, passed, metadata_directory)
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -3,6 +3,7 @@ compiles. A feature is available when the C compiler can see its header."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import subprocess
@@ -25,6 +26,7 @@ class Decision:
     mode: str
     built: bool
     reason: str  # why it is built or left out, for the summary and `mod_wsgi-httpd info`
+    fingerprint: str = ""  # sha256 over the headers the compiler saw (a library upgrade changes it)
 
     def configure_args(self, directory: str = "") -> Tuple[str, ...]:
         if not self.built:
@@ -47,6 +49,30 @@ def header_visible(header: str, cc: str, env: Mapping[str, str], include_dir: Pa
             return False
 
 
+def header_fingerprint(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> str:
+    """sha256 over every header file `#include <header>` pulls in (the library's version header
+    among them), so that a new version of the library is a new build cache key."""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.c"
+        probe.write_text(f"#include <{header}>\n")
+        extra = ["-I", str(include_dir)] if include_dir else []
+        argv = shlex.split(cc) + shlex.split(env.get("CPPFLAGS", "")) + extra + ["-M", str(probe)]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, env=dict(env))
+        except OSError:
+            return ""
+        if out.returncode != 0:
+            return ""
+        deps = out.stdout.replace("\\\n", " ").split(":", 1)[-1].split()
+        digest = hashlib.sha256()
+        for dep in sorted(set(d for d in deps if d != str(probe))):
+            try:
+                digest.update(dep.encode() + b"\0" + Path(dep).read_bytes() + b"\0")
+            except OSError:
+                digest.update(dep.encode() + b"\0?\0")
+        return digest.hexdigest()
+
+
 def how_to_install(feature: Feature) -> str:
     return "; ".join(f"{label}: {cmd} {feature.packages[key]}"
                      for key, label, cmd in _PACKAGE_MANAGERS if key in feature.packages)
@@ -65,7 +91,8 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
         include_dir = directory / "include" if directory else None
         where = f"in {include_dir}" if include_dir else "by the C compiler"
         if header_visible(feature.header, cc, env, include_dir):
-            decisions[name] = Decision(feature, mode, True, f"{feature.header} found {where}")
+            decisions[name] = Decision(feature, mode, True, f"{feature.header} found {where}",
+                                       header_fingerprint(feature.header, cc, env, include_dir))
             continue
         reason = f"{feature.library} headers ({feature.header}) not found {where}"
         if mode == "required":

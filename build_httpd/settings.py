@@ -13,8 +13,9 @@ from .errors import SettingError
 ENV_PREFIX = "MOD_WSGI_HTTPD_"
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
-# Settings whose environment variable is not simply MOD_WSGI_HTTPD_<KEY>.
-_ENV_NAMES = {"cache-dir": "CACHE", "cache": "USE_BUILD_CACHE"}
+# Settings whose environment variable is not simply MOD_WSGI_HTTPD_<KEY> (None: only -C; the
+# environment says MOD_WSGI_HTTPD_NO_CACHE=1 instead of cache=off).
+_ENV_NAMES = {"cache-dir": "CACHE", "cache": None}
 # Keys setuptools itself understands; passed through untouched.
 SETUPTOOLS_KEYS = ("--build-option", "--global-option", "editable_mode", "--editable-mode")
 
@@ -79,8 +80,9 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
         """(where it came from, value) for a setting, -C first, then the environment."""
         if key in config:
             return f"-C {key}", config[key]
-        env = ENV_PREFIX + _ENV_NAMES.get(key, key.upper().replace("-", "_"))
-        if environ.get(env, "") != "":
+        name = _ENV_NAMES.get(key, key.upper().replace("-", "_"))
+        env = ENV_PREFIX + (name or "")
+        if name and environ.get(env, "") != "":
             return env, environ[env]
         return None
 

@@ -1,10 +1,12 @@
 """The PEP 517 surface: metadata hooks answer without compiling; the build cache degrades safely."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from build_httpd import cache
+from build_httpd.recipes import load_recipes, package_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,25 +19,28 @@ print("build_httpd.build" in sys.modules, "build_httpd.sources" in sys.modules)
 """
 
 
+def checkout_copy(tmp_path) -> Path:
+    """The hooks write metadata (an .egg-info) beside the sources: run them on a copy."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "*.egg-info",
+                                                              "__pycache__", "upstream", "tests"))
+    return copy
+
+
 def test_metadata_hooks_never_reach_the_build_engine(tmp_path):
-    result = subprocess.run([sys.executable, "-c", HOOKS], cwd=ROOT, capture_output=True, text=True)
+    copy = checkout_copy(tmp_path)
+    before = sorted((ROOT / "src").glob("*.egg-info"))
+    result = subprocess.run([sys.executable, "-c", HOOKS], cwd=copy, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[-2] == "mod_wsgi_httpd-2.4.69.2.dist-info"
+    assert lines[-2] == f"mod_wsgi_httpd-{package_version(load_recipes())}.dist-info"
     assert lines[-1] == "False False"  # neither the engine nor the downloader was even imported
+    assert sorted((ROOT / "src").glob("*.egg-info")) == before  # the checkout itself was not written to
+    assert list((copy / "src").glob("*.egg-info"))
 
 
 def test_an_unusable_build_cache_is_skipped_not_fatal(tmp_path, capsys):
     not_a_dir = tmp_path / "cache"
     not_a_dir.write_text("a file where the cache directory should be")
-    with cache.exclusive(not_a_dir, "0" * 64) as locked:
-        assert locked is False
-    assert "cannot be locked" in capsys.readouterr().err
-
-
-def test_the_build_lock_is_taken_and_released(tmp_path):
-    with cache.exclusive(tmp_path, "1" * 64) as locked:
-        assert locked is True
-        assert (tmp_path / "builds" / ("1" * 64 + ".lock")).exists()
-    with cache.exclusive(tmp_path, "1" * 64) as again:  # released: a second holder gets it at once
-        assert again is True
+    assert cache.open_cache(not_a_dir) == (None, None)
+    assert f"build cache bypassed: {not_a_dir} is not a directory" in capsys.readouterr().err

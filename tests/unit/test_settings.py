@@ -70,7 +70,15 @@ def test_auto_feature_missing_is_left_out_with_its_reason(tmp_path):
     assert not decisions["brotli"].built
     assert "brotli/encode.h" in decisions["brotli"].reason
     assert decisions["brotli"].configure_args() == ("--disable-brotli",)
-    assert not decisions["ssl"].built or decisions["ssl"].configure_args() == ()
+
+
+def test_a_found_feature_adds_its_directory_to_configure(tmp_path):
+    """ci/test installs libssl-dev: OpenSSL's headers are there for the compiler to find."""
+    decisions = decide(FEATURES, settings(), "cc", {"PATH": "/usr/bin:/bin"})
+    assert decisions["ssl"].built, decisions["ssl"].reason
+    assert decisions["ssl"].configure_args() == ()
+    assert decisions["ssl"].configure_args("/opt/ssl") == ("--with-ssl=/opt/ssl",)
+    assert len(decisions["ssl"].fingerprint) == 64
 
 
 def test_off_feature_is_off_without_looking():
