@@ -9,9 +9,9 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from pathlib import Path
-from typing import Dict, Mapping
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path, PurePosixPath
+from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 from . import cache, relocate, report
 from .console import phase, say
@@ -27,6 +27,8 @@ from .sources import obtain_sources
 # (patches/httpd-server-root-from-executable.patch). A root-owned, non-existent path, so that
 # nothing compiled in can point into a directory someone else could create.
 PREFIX = "/mod_wsgi.httpd"
+# How the (temporary) build directory is named wherever a built file would otherwise name it.
+BUILD_DIR_SHOWN = relocate.shown_build_dir(PREFIX)
 
 # Hardening for everything we compile (full RELRO, stack protector, fortify); docs/reliability.md.
 HARDENING_CFLAGS = "-fstack-protector-strong -fPIC"
@@ -65,20 +67,41 @@ def check_toolchain(env: Mapping[str, str]) -> str:
     return probe.stdout.splitlines()[0] if probe.stdout else cc
 
 
+# Python 3.12+ and the 2023 security backports of 3.8-3.11 have extraction filters; Debian 12's
+# 3.11.2 and Debian 11's 3.9.2 do not. Without them, safe_members() is the whole defence.
+HAS_TAR_FILTERS = hasattr(tarfile, "data_filter")
+
+
+def safe_members(tar: tarfile.TarFile, tarball: Path, skipped: Tuple[str, ...] = ()) -> Iterator[tarfile.TarInfo]:
+    """The members of a source tarball, each a regular file or a directory under the top folder,
+    with modes masked (no setuid/setgid/sticky bits, nothing writable by group or others) and
+    owned by whoever extracts; anything else stops the build."""
+    for member in tar:
+        name = member.name
+        if name in skipped or name.startswith(tuple(s + "/" for s in skipped)):
+            continue
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or ".." in parts or not parts:
+            raise RecipeError(f"{tarball.name} holds an entry with an unsafe path: {name!r}",
+                              "a source tarball unpacks below its own folder", "check where the tarball came from")
+        if not (member.isfile() or member.isdir()):
+            kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk() else
+                    "a device or FIFO")
+            raise RecipeError(f"{tarball.name} holds {name!r}, which is {kind}",
+                              "only regular files and directories are unpacked from a source tarball",
+                              "check where the tarball came from")
+        member.mode &= 0o755
+        member.uid, member.gid, member.uname, member.gname = os.geteuid(), os.getegid(), "", ""
+        yield member
+
+
 def extract(recipe: Recipe, tarball: Path, into: Path) -> Path:
     skipped = tuple(f"{recipe.source_dir_name}/{s.strip('/')}" for s in recipe.source.skip)
-
-    def wanted(members):
-        return (m for m in members if not (m.name in skipped or m.name.startswith(tuple(s + "/" for s in skipped))))
-
     with tarfile.open(tarball, "r:gz") as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(into, members=wanted(tar), filter="data")
-        else:  # pragma: no cover - Pythons before the 2023 tarfile security backports
-            members = list(wanted(tar))
-            for member in members:
-                if member.name.startswith("/") or ".." in member.name.split("/") or member.issym() or member.islnk():
-                    raise RecipeError(f"{tarball.name} holds an unsafe entry {member.name!r}", "", "")
+        members = safe_members(tar, tarball, skipped)
+        if HAS_TAR_FILTERS:
+            tar.extractall(into, members=members, filter="data")
+        else:
             tar.extractall(into, members=members)
     top = into / recipe.source_dir_name
     if not top.is_dir():
@@ -111,8 +134,13 @@ def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision
 
 def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
                     configure: list, settings: Settings, env: Dict[str, str]) -> None:
+    """One component, start to finish. It installs into a directory of its own, fixes up only its
+    own files there, and then moves them into the shared stage: components building at the same
+    time never touch each other's files."""
     logs = work / "logs"
     stage = stage_root / PREFIX.lstrip("/")
+    own_root = work / f"dest-{recipe.name}"
+    own = own_root / PREFIX.lstrip("/")
     src = work / "src" / recipe.source_dir_name
 
     def step(name: str, argv) -> None:
@@ -125,31 +153,36 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
         apply_patches(recipe, src, logs, env)
     step("configure", ["./configure", *configure])
     step("make", ["make", f"-j{settings.jobs}", *recipe.make])
-    step("install", ["make", f"DESTDIR={stage_root}", *recipe.install])
+    step("install", ["make", f"DESTDIR={own_root}", *recipe.install])
     # libtool archives name the compiled-in prefix, which does not exist: later components and
     # third-party builds link with -L/-l from the relocatable *-config scripts instead.
-    for la in (stage / "lib").glob("*.la"):
+    for la in (own / "lib").glob("*.la"):
         la.unlink()
-    (stage / "licenses" / recipe.name).mkdir(parents=True, exist_ok=True)
+    (own / "licenses" / recipe.name).mkdir(parents=True, exist_ok=True)
     for name in recipe.license_files:
-        shutil.copyfile(src / name, stage / "licenses" / recipe.name / name)
-    relocate.point_at_stage(stage, PREFIX)
+        shutil.copyfile(src / name, own / "licenses" / recipe.name / name)
+    relocate.point_at_stage(own, stage, PREFIX)
+    relocate.merge_into(own, stage)
+    shutil.rmtree(own_root)
 
 
 def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Path, stage_root: Path,
-              args: Mapping[str, list], settings: Settings, env) -> None:
-    """Each component starts as soon as everything it depends on is installed (APR ∥ PCRE2)."""
+              args: Mapping[str, list], settings: Settings, env, build=None) -> None:
+    """Each component starts as soon as everything it depends on is installed (APR ∥ PCRE2;
+    APR-util as soon as APR is done, whatever PCRE2 is doing)."""
+    build = build or build_component
     (work / "src").mkdir(parents=True, exist_ok=True)
+    (stage_root / PREFIX.lstrip("/")).mkdir(parents=True, exist_ok=True)
     done: set = set()
     running: Dict[object, str] = {}
     with ThreadPoolExecutor(max_workers=len(recipes)) as pool:
         while len(done) < len(recipes):
             for name, recipe in recipes.items():
                 if name not in done and name not in running.values() and set(recipe.depends) <= done:
-                    future = pool.submit(build_component, recipe, tarballs[recipe.source.filename], work,
+                    future = pool.submit(build, recipe, tarballs[recipe.source.filename], work,
                                          stage_root, args[name], settings, env)
                     running[future] = name
-            finished, _ = wait(list(running), return_when=FIRST_EXCEPTION)
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 future.result()  # re-raises a failed component's error
                 done.add(running.pop(future))
@@ -167,14 +200,15 @@ def _can_execute_in(directory: Path) -> bool:
         probe.unlink()
 
 
-def _work_dir(settings: Settings) -> Path:
-    """A build directory where configure scripts can run: the temporary directory, unless it is
-    mounted noexec, then the cache directory; otherwise stop before anything starts."""
+def _work_dir(fallback: Optional[Path]) -> Path:
+    """A private build directory where configure scripts can run: in the temporary directory,
+    unless it is mounted noexec, then in `fallback` (the cache's tmp/, when the cache is usable);
+    otherwise stop before anything starts."""
     tried = []
-    for parent in (None, settings.cache_dir / "tmp"):
+    for parent in (None, fallback) if fallback is not None else (None,):
         try:
             if parent is not None:
-                parent.mkdir(parents=True, exist_ok=True)
+                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-build-", dir=parent))
         except OSError as e:
             tried.append(f"{parent or tempfile.gettempdir()}: {e.strerror}")
@@ -201,39 +235,51 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
     target = out_dir / "httpd"
     if target.exists():
         shutil.rmtree(target)
-    if not settings.use_build_cache:
+    builds = sources = None
+    if settings.use_build_cache:
+        builds, sources = cache.open_cache(settings.cache_dir)
+    else:
         say("build cache bypassed (cache=off / MOD_WSGI_HTTPD_NO_CACHE)")
-        build_fresh(recipes, decisions, settings, env, compiler, key, target)
+    if builds is None:
+        build_fresh(recipes, decisions, settings, env, compiler, key, target, None, None)
         return target
-    with cache.exclusive(settings.cache_dir, key) as locked:
-        if locked and cache.fetch(settings.cache_dir, key, target):
-            say(f"build cache hit ({key[:16]}): reusing {settings.cache_dir / 'builds' / key}")
-            say(report.summary(target))
-            return target
-        say(f"build cache miss ({key[:16]}): {cache.why_miss(settings.cache_dir, key_parts)}")
-        build_fresh(recipes, decisions, settings, env, compiler, key, target)
+    with cache.exclusive(builds, key) as locked:
+        why = cache.fetch(builds, key, target) if locked else "the cache could not be locked"
+        if why is None:
+            problems = relocate.leftovers(target)  # a hit passes the checks a fresh build passes
+            if not problems:
+                say(f"build cache hit ({key[:16]}): reusing {builds / key}")
+                say(report.summary(target))
+                return target
+            shutil.rmtree(target)
+            why = f"the entry {builds / key} fails the relocation checks ({problems[0]})"
+        if why == "not in the cache":
+            why = cache.why_miss(builds, key_parts)
+        say(f"build cache miss ({key[:16]}): {why}")
+        build_fresh(recipes, decisions, settings, env, compiler, key, target, sources, builds.parent / "tmp")
         if locked:
-            cache.store(settings.cache_dir, key, key_parts, target)
+            cache.store(builds, key, key_parts, target)
     return target
 
 
-def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key: str, target: Path) -> None:
-    work = _work_dir(settings)
+def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key: str, target: Path,
+                sources_cache: Optional[Path], work_fallback: Optional[Path]) -> None:
+    work = _work_dir(work_fallback)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
     own_flags = HARDENING_LDFLAGS.split()
     if not settings.strip:  # debug information names source files: map the build directory out
-        own_flags.append(f"-ffile-prefix-map={work}={PREFIX}-build")
+        own_flags.append(f"-ffile-prefix-map={work}={BUILD_DIR_SHOWN}")
         env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
     args = {name: configure_args(r, stage, decisions, settings, work / "config.cache") for name, r in recipes.items()}
     try:
         with phase("fetch+verify sources"):
             tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
-                                      settings.cache_dir, work, bundled_dir=ROOT / "upstream")
+                                      sources_cache, work, bundled_dir=ROOT / "upstream")
         build_all(recipes, tarballs, work, stage_root, args, settings, env)
         with phase("relocate"):
             relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip, own_flags=own_flags)
-            shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), PREFIX + "-build") for a in v]
+            shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]
                      for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key)
             relocate.check(stage, work)
@@ -241,8 +287,9 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")
         if not settings.keep_build:
-            shutil.rmtree(work / "src", ignore_errors=True)
-            shutil.rmtree(stage_root, ignore_errors=True)
+            for path in work.iterdir():  # only the logs stay
+                if path.name != "logs":
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
         raise
     if settings.keep_build:
         say(f"build directory kept: {work}")

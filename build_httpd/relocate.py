@@ -10,7 +10,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 from .errors import BuildError
 from .recipes import Recipe
@@ -153,16 +153,37 @@ def relocate_text(stage: Path, prefix: str) -> None:
             _rewrite_text(path, prefix)
 
 
-def point_at_stage(stage: Path, prefix: str) -> None:
-    """While later components build against earlier ones, make fragments and pkg-config files name
-    the staging directory (APR-util copies apr_rules.mk, so it cannot find itself); the final
-    relocation turns these back into relative forms."""
+def point_at_stage(tree: Path, stage: Path, prefix: str) -> None:
+    """While later components build against earlier ones, the make fragments and pkg-config files
+    of `tree` (one component's own installed files) name the shared staging directory `stage`
+    instead of the compiled-in prefix (APR-util copies apr_rules.mk, so it cannot find itself);
+    the final relocation turns these back into relative forms. Each file is replaced atomically."""
     staged, compiled = str(stage).encode(), prefix.encode()
-    for path in files(stage):
-        if path.suffix in (".mk", ".pc"):
+    for path in files(tree):
+        if path.suffix in (".mk", ".pc") and not path.is_symlink():
             data = path.read_bytes()
             # the staging path contains the prefix: fold it back first, so this can run repeatedly
-            path.write_bytes(data.replace(staged, compiled).replace(compiled, staged))
+            new = data.replace(staged, compiled).replace(compiled, staged)
+            if new != data:
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(new)
+                os.chmod(tmp, stat.S_IMODE(os.lstat(path).st_mode))
+                os.replace(tmp, path)
+
+
+def merge_into(tree: Path, stage: Path) -> None:
+    """Move one component's installed files into the shared stage (links as links)."""
+    for dirpath, dirnames, filenames in os.walk(tree):
+        here = Path(dirpath)
+        target = stage / here.relative_to(tree)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
+            os.replace(here / name, target / name)
+
+
+def shown_build_dir(prefix: str) -> str:
+    """The neutral path that stands for the (temporary, gone) build directory in built files."""
+    return prefix + "-build"
 
 
 def scrub_build_paths(stage: Path, work: Path, prefix: str) -> None:
@@ -176,30 +197,37 @@ def scrub_build_paths(stage: Path, work: Path, prefix: str) -> None:
             continue
         data = path.read_bytes()
         if workb in data:
-            data = data.replace(staged, prefix.encode()).replace(source, (prefix + "-build").encode())
-            path.write_bytes(data.replace(workb, (prefix + "-build").encode()))  # e.g. --cache-file
+            shown = shown_build_dir(prefix).encode()
+            data = data.replace(staged, prefix.encode()).replace(source, shown)
+            path.write_bytes(data.replace(workb, shown))  # e.g. --cache-file
 
 
-def leftovers(stage: Path, work: Path) -> List[str]:
-    """Every file that still names the build directory, and every RUNPATH leaving the package."""
+def leftovers(stage: Path, work: Optional[Path] = None) -> List[str]:
+    """Every entry that is not a regular file or directory (by lstat: a link is never followed),
+    every file that still names the build directory, and every RUNPATH leaving the package."""
     problems = []
-    needle = str(work).encode()
-    for path in files(stage):
-        if path.is_symlink():
-            problems.append(f"{path}: a symlink")
-            continue
-        if needle in path.read_bytes():
-            problems.append(f"{path}: names {work}")
-        if is_elf(path):
-            out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True).stdout
-            for runpath in re.findall(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", out):
-                for entry in runpath.split(":"):
-                    if not entry.startswith("$ORIGIN"):
-                        problems.append(f"{path}: RUNPATH entry {entry}")
+    needle = str(work).encode() if work is not None else None
+    for dirpath, dirnames, filenames in os.walk(stage):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                problems.append(f"{path}: {'a symlink' if stat.S_ISLNK(mode) else 'not a regular file'}")
+                continue
+            if needle is not None and needle in path.read_bytes():
+                problems.append(f"{path}: names {work}")
+            if is_elf(path):
+                out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True).stdout
+                for runpath in re.findall(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", out):
+                    for entry in runpath.split(":"):
+                        if not entry.startswith("$ORIGIN"):
+                            problems.append(f"{path}: RUNPATH entry {entry}")
     return problems
 
 
-def check(stage: Path, work: Path) -> None:
+def check(stage: Path, work: Optional[Path] = None) -> None:
     problems = leftovers(stage, work)
     if problems:
         raise BuildError("the finished httpd is not relocatable",

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MOD_WSGI = os.environ.get("MOD_WSGI_VERSION_SPEC", "mod_wsgi==6.1.1")
 FEATURES = ["-C", "ssl=required", "-C", "http2=required", "-C", "deflate=required", "-C", "brotli=required"]
 
-pytestmark = pytest.mark.integration
 
 
 def run(argv, **kwargs):

@@ -1,0 +1,172 @@
+"""The relocation rewrites, the component scheduler and the build directory, in seconds: real ELF
+files from the real compiler, real make fragments and pkg-config files."""
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from build_httpd import build, relocate
+from build_httpd.errors import MissingRequirementError
+from build_httpd.recipes import load_recipes
+
+PREFIX = "/mod_wsgi.httpd"
+
+
+def shared_library(lib: Path) -> None:
+    """libdemo.so.1.2.3 with SONAME libdemo.so.1, and the two usual links to it."""
+    lib.mkdir(parents=True, exist_ok=True)
+    src = lib.parent / "demo.c"
+    src.write_text("int demo(void) { return 42; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libdemo.so.1", "-o", lib / "libdemo.so.1.2.3", src],
+                   check=True)
+    (lib / "libdemo.so.1").symlink_to("libdemo.so.1.2.3")
+    (lib / "libdemo.so").symlink_to("libdemo.so.1.2.3")
+    (lib / "libgone.so").symlink_to("libgone.so.0")  # dangling
+
+
+def test_flatten_libraries_keeps_one_real_file_named_by_its_soname(tmp_path):
+    lib = tmp_path / "lib"
+    shared_library(lib)
+    relocate.flatten_libraries(lib)
+    assert sorted(p.name for p in lib.iterdir()) == ["libdemo.so", "libdemo.so.1"]
+    assert not any(p.is_symlink() for p in lib.iterdir())
+    assert relocate.is_elf(lib / "libdemo.so.1")
+    assert "INPUT(libdemo.so.1)" in (lib / "libdemo.so").read_text()
+    # the linker script links: -ldemo still works against the flattened directory
+    main = tmp_path / "main.c"
+    main.write_text("int demo(void); int main(void) { return demo() == 42 ? 0 : 1; }\n")
+    subprocess.run(["cc", "-o", tmp_path / "main", main, f"-L{lib}", "-ldemo"], check=True)
+    assert subprocess.run([tmp_path / "main"], env={"LD_LIBRARY_PATH": str(lib)}).returncode == 0
+
+
+def test_make_fragments_and_pkgconfig_files_find_their_own_prefix(tmp_path):
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    (build_dir / "config_vars.mk").write_text(f"prefix = {PREFIX}\nexp_libdir = {PREFIX}/lib\n")
+    (build_dir / "apr_rules.mk").write_text(f"apr_builddir={PREFIX}/build-1\n")
+    pc = tmp_path / "lib" / "pkgconfig"
+    pc.mkdir(parents=True)
+    (pc / "apr-1.pc").write_text(f"prefix={PREFIX}\nlibdir={PREFIX}/lib\n")
+    relocate.relocate_text(tmp_path, PREFIX)
+    config = (build_dir / "config_vars.mk").read_text()
+    assert config.splitlines()[0] == relocate.MAKE_PREFIX.format(var="prefix")
+    assert "exp_libdir = $(prefix)/lib" in config and PREFIX not in config
+    assert "$(mod_wsgi_httpd_prefix)/build-1" in (build_dir / "apr_rules.mk").read_text()
+    assert (pc / "apr-1.pc").read_text() == "prefix=${pcfiledir}/../..\nlibdir=${prefix}/lib\n"
+    # GNU make really computes the prefix from the fragment's own location
+    (tmp_path / "Makefile").write_text("include build/config_vars.mk\nall:\n\t@echo $(exp_libdir)\n")
+    out = subprocess.run(["make", "-s", "-C", tmp_path], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{tmp_path}/lib"
+
+
+def test_point_at_stage_touches_only_the_given_tree_and_can_run_twice(tmp_path):
+    stage = tmp_path / "dest" / PREFIX.lstrip("/")
+    mine, other = tmp_path / "mine", stage / "build"
+    for d in (mine, other):
+        d.mkdir(parents=True)
+        (d / "x.mk").write_text(f"top = {PREFIX}\n")
+    relocate.point_at_stage(mine, stage, PREFIX)
+    relocate.point_at_stage(mine, stage, PREFIX)
+    assert (mine / "x.mk").read_text() == f"top = {stage}\n"
+    assert (other / "x.mk").read_text() == f"top = {PREFIX}\n"
+    assert [p.name for p in mine.iterdir()] == ["x.mk"]  # no temporary file left
+
+
+def test_scrub_and_leftovers(tmp_path):
+    work = tmp_path / "work"
+    stage = work / "dest" / PREFIX.lstrip("/")
+    (stage / "build").mkdir(parents=True)
+    (stage / "build" / "config.nice").write_text(f"--with-apr={stage}/bin --cache-file={work}/config.cache "
+                                                f"{work}/src/httpd-2.4.69\n")
+    (stage / "lib").mkdir()
+    (stage / "lib" / "link").symlink_to("/etc")
+    problems = relocate.leftovers(stage, work)
+    assert any("names" in p for p in problems) and any("a symlink" in p for p in problems)
+    (stage / "lib" / "link").unlink()
+    relocate.scrub_build_paths(stage, work, PREFIX)
+    assert (stage / "build" / "config.nice").read_text() == (
+        f"--with-apr={PREFIX}/bin --cache-file={PREFIX}-build/config.cache {PREFIX}-build/httpd-2.4.69\n")
+    assert relocate.leftovers(stage, work) == []
+
+
+def test_a_runpath_leaving_the_package_is_reported(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    src = tmp_path / "p.c"
+    src.write_text("int main(void) { return 0; }\n")
+    subprocess.run(["cc", "-o", bin_dir / "p", src, "-Wl,-rpath,/opt/elsewhere/lib"], check=True)
+    assert any("RUNPATH entry /opt/elsewhere/lib" in p for p in relocate.leftovers(tmp_path))
+    subprocess.run(["patchelf", "--set-rpath", "$ORIGIN/../lib", bin_dir / "p"], check=True)
+    assert relocate.leftovers(tmp_path) == []
+
+
+def test_merge_into_moves_files_and_links(tmp_path):
+    own, stage = tmp_path / "own", tmp_path / "stage"
+    (own / "lib").mkdir(parents=True)
+    (own / "lib" / "libx.so.1").write_text("x")
+    (own / "lib" / "libx.so").symlink_to("libx.so.1")
+    (stage / "lib").mkdir(parents=True)
+    (stage / "lib" / "liby.so").write_text("y")
+    relocate.merge_into(own, stage)
+    assert sorted(p.name for p in (stage / "lib").iterdir()) == ["libx.so", "libx.so.1", "liby.so"]
+    assert os.readlink(stage / "lib" / "libx.so") == "libx.so.1"
+
+
+# -- the scheduler --------------------------------------------------------------------------------
+
+def test_each_component_starts_as_soon_as_its_own_dependencies_are_installed(tmp_path):
+    """APR-util needs APR only: it must not wait for PCRE2 (which takes longest here)."""
+    recipes = load_recipes()
+    duration = {"apr": 0.1, "pcre2": 0.8, "apr-util": 0.1, "httpd": 0.1}
+    events, lock = [], threading.Lock()
+
+    def fake(recipe, *args):
+        with lock:
+            events.append(("start", recipe.name, time.monotonic()))
+        time.sleep(duration[recipe.name])
+        with lock:
+            events.append(("end", recipe.name, time.monotonic()))
+
+    tarballs = {r.source.filename: None for r in recipes.values()}
+    build.build_all(recipes, tarballs, tmp_path, tmp_path / "dest", {n: [] for n in recipes}, None, {}, build=fake)
+    at = {(kind, name): t for kind, name, t in events}
+    assert at[("start", "apr-util")] < at[("end", "pcre2")]
+    for name, recipe in recipes.items():
+        for dep in recipe.depends:
+            assert at[("end", dep)] <= at[("start", name)], (dep, name)
+
+
+def test_a_failing_component_stops_the_build_with_its_error(tmp_path):
+    recipes = load_recipes()
+
+    def fake(recipe, *args):
+        if recipe.name == "pcre2":
+            raise MissingRequirementError("pcre2 broke")
+
+    tarballs = {r.source.filename: None for r in recipes.values()}
+    with pytest.raises(MissingRequirementError, match="pcre2 broke"):
+        build.build_all(recipes, tarballs, tmp_path, tmp_path / "dest", {n: [] for n in recipes}, None, {}, build=fake)
+
+
+# -- the build directory --------------------------------------------------------------------------
+
+def test_a_noexec_temporary_directory_falls_back_to_the_cache(tmp_path, monkeypatch, capsys):
+    """The real noexec mount is in the integration tier (it needs root); here the decision."""
+    monkeypatch.setattr(build.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(build, "_can_execute_in", lambda d: "fallback" in str(d))
+    work = build._work_dir(tmp_path / "fallback")
+    assert work.parent == tmp_path / "fallback" and oct(work.parent.stat().st_mode)[-3:] == "700"
+    assert "mounted noexec" in capsys.readouterr().err
+
+
+def test_no_directory_that_can_run_programs_is_one_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(build.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(build, "_can_execute_in", lambda d: False)
+    with pytest.raises(MissingRequirementError, match="TMPDIR"):
+        build._work_dir(None)
+    assert list(tmp_path.iterdir()) == []
