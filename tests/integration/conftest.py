@@ -3,6 +3,7 @@ install it into a fresh virtualenv with the real mod_wsgi from the package index
 servers on 127.0.0.1."""
 
 import os
+import platform
 import pwd
 import shutil
 import socket
@@ -16,6 +17,15 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT)]
+from build_httpd.recipes import load_recipes, package_version  # noqa: E402
+
+RECIPES = load_recipes()
+VERSION = package_version(RECIPES)  # this package's version, e.g. 2.4.69.2
+V = {name: r.version for name, r in RECIPES.items()}  # component versions, from the recipes
+# what `httpd -V` says it loaded
+LOADED = f"Server loaded:  APR {V['apr']}, APR-UTIL {V['apr-util']}, PCRE {V['pcre2']}"
+MACHINE = platform.machine()
 MOD_WSGI = os.environ.get("MOD_WSGI_VERSION_SPEC", "mod_wsgi==6.1.1")
 FEATURES = ["-C", "ssl=required", "-C", "http2=required", "-C", "deflate=required", "-C", "brotli=required"]
 
@@ -110,22 +120,39 @@ class Venv:
         return self.site_packages() / "mod_wsgi_packages" / "httpd"
 
 
-def make_venv(path: Path, python=sys.executable) -> Venv:
+PIP_POLICIES = ("upgrade", "as-is")
+
+
+def make_venv(path: Path, python=sys.executable, *, pip: str) -> Venv:
+    """A virtualenv of `python`. Every caller says what it does with pip: "upgrade" (what
+    ci/serve-hello and the README do) or "as-is" (the pip that this Python's venv brings, which on
+    Debian 12 is 23.0.1: tested on purpose)."""
+    assert pip in PIP_POLICIES, pip
     run([python, "-m", "venv", path])
     open_to_others(path)
     open_to_others(Path(os.path.realpath(python)))
-    return Venv(path)
+    env = Venv(path)
+    if pip == "upgrade":
+        env.pip("install", "-q", "--upgrade", "pip")
+    return env
+
+
+# What the applications of the express tests need; installed once, so that no test changes the
+# session's virtualenv (and no test depends on another having run first).
+APP_PACKAGES = ["PasteDeploy", "django"]
 
 
 @pytest.fixture(scope="session")
 def venv(wheel):
-    """A fresh virtualenv with our wheel and the real mod_wsgi, built with default isolation."""
+    """A fresh virtualenv with our wheel and the real mod_wsgi, built with default isolation.
+    Shared by the session: tests only read it."""
     base = shared_dir("mod_wsgi-httpd-test-venv-")
-    env = make_venv(base / "venv")
+    env = make_venv(base / "venv", pip="upgrade")
     env.pip("install", wheel)
     # default build isolation, no flags, pip called by path (the virtualenv is not activated)
     result = env.pip("install", "--no-cache-dir", MOD_WSGI, check=False)
     assert result.returncode == 0, f"pip install {MOD_WSGI} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    env.pip("install", "-q", *APP_PACKAGES)
     yield env
     shutil.rmtree(base, ignore_errors=True)
 

@@ -94,7 +94,6 @@ def test_module_application_type(venv, shared_tmp):
 
 
 def test_paste_application_type(venv, shared_tmp):
-    venv.pip("install", "PasteDeploy")
     (shared_tmp / "pasteapp.py").write_text(APP + "\ndef factory(global_config, **local):\n    return application\n")
     (shared_tmp / "app.ini").write_text("[app:main]\npaste.app_factory = pasteapp:factory\n")
     with Express(venv, shared_tmp, "--application-type", "paste", shared_tmp / "app.ini",
@@ -285,7 +284,6 @@ def test_setup_server_writes_a_working_apachectl(venv, shared_tmp, app):
 
 
 def test_django_runmodwsgi_serves_admin_and_its_css(venv, shared_tmp):
-    venv.pip("install", "django")
     project = shared_tmp / "project"
     project.mkdir()
     run([venv.bin / "django-admin", "startproject", "mysite", project])

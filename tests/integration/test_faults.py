@@ -7,23 +7,39 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, make_venv, open_to_others, run, serve_and_get, shared_dir
+from .conftest import MOD_WSGI, RECIPES, ROOT, make_venv, open_to_others, run, serve_and_get, shared_dir
 
 FAST = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w"]
 
 
 def wheel_attempt(tmp_path, *settings, env=None):
-    """pip wheel of this checkout that is expected to stop early; returns (returncode, output)."""
-    out = tmp_path / "wheels"
-    result = run([*FAST, out, *settings, ROOT], check=False, env=dict(os.environ, **(env or {})))
-    text = result.stdout + result.stderr
-    assert not list(out.glob("*.whl")) if result.returncode else True
-    return result.returncode, text
+    """pip wheel of this checkout that is expected to stop early, with a cache and a temporary
+    directory of its own; returns (returncode, output). A failure must leave nothing behind."""
+    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    full_env = dict(os.environ, MOD_WSGI_HTTPD_CACHE=str(cache), TMPDIR=str(tmp))
+    full_env.update(env or {})
+    result = run([*FAST, tmp_path / "wheels", *settings, ROOT], check=False, env=full_env)
+    if result.returncode:
+        left_nothing_behind(cache, Path(full_env["TMPDIR"]))
+    return result.returncode, result.stdout + result.stderr
+
+
+def left_nothing_behind(cache: Path, tmp: Path):
+    """No cache entry (a lock file may stay), no half-written cache file, and of a build directory
+    at most its logs."""
+    if (cache / "builds").is_dir():
+        assert [p.name for p in (cache / "builds").iterdir() if not p.name.endswith(".lock")] == []
+    if (cache / "sources").is_dir():
+        assert [p.name for p in (cache / "sources").iterdir() if p.name.startswith(".")] == []
+    for build_dir in tmp.glob("mod_wsgi-httpd-build-*"):
+        assert [p.name for p in build_dir.iterdir()] in ([], ["logs"]), build_dir
 
 
 def assert_stopped_before_compiling(text):
@@ -93,16 +109,14 @@ def noexec_mount():
 
 def test_noexec_tmpdir_falls_back_to_the_cache_directory(noexec_mount, tmp_path):
     from build_httpd.build import _work_dir
-    from build_httpd.settings import Settings
-    settings = Settings(jobs=1, sources_dir=None, cache_dir=tmp_path / "cache", use_build_cache=False,
-                        strip=True, features={})
     old = tempfile.tempdir
     tempfile.tempdir = str(noexec_mount)
     try:
-        work = _work_dir(settings)
+        work = _work_dir(tmp_path / "cache" / "tmp")
     finally:
         tempfile.tempdir = old
     assert work.parent == tmp_path / "cache" / "tmp"
+    assert not list(noexec_mount.iterdir())  # the probe directory there was removed
 
 
 def test_noexec_everywhere_stops_before_starting(noexec_mount, tmp_path):
@@ -112,13 +126,17 @@ def test_noexec_everywhere_stops_before_starting(noexec_mount, tmp_path):
     assert_stopped_before_compiling(text)
 
 
-def test_system_apxs_on_path_does_not_win(venv):
-    """With Debian's apache2-dev installed (an apxs on PATH), pip install mod_wsgi still builds against ours."""
+def test_system_apxs_on_path_does_not_win(venv, tmp_path):
+    """With Debian's apache2-dev installed (an apxs on PATH), mod_wsgi still builds against ours.
+    Built as a wheel, so that the session's virtualenv is not changed."""
     if not shutil.which("apxs"):
         pytest.skip("apache2-dev is not installed (ci/test installs it when run as root)")
-    venv.pip("install", "--force-reinstall", "--no-deps", "--no-cache-dir", "mod_wsgi==6.1.1")
-    out = run([venv.python, "-c", "from mod_wsgi.express import apxs_config as c; print(c.HTTPD)"]).stdout.strip()
-    assert out == str(venv.prefix() / "bin" / "httpd")
+    venv.pip("wheel", "--no-deps", "--no-cache-dir", "-w", tmp_path, MOD_WSGI)
+    (built,) = tmp_path.glob("mod_wsgi-*.whl")
+    with zipfile.ZipFile(built) as z:
+        (config,) = [n for n in z.namelist() if n.endswith("apxs_config.py")]
+        text = z.read(config).decode()
+    assert f"HTTPD = '{venv.prefix() / 'bin' / 'httpd'}'" in text, text[:2000]
 
 
 def test_an_unprivileged_user_installs_and_serves(wheel):
@@ -141,9 +159,10 @@ def test_an_unprivileged_user_installs_and_serves(wheel):
         return run(["runuser", "-u", "nobody", "--", *argv], env=env, **kw)
 
     try:
+        # the pip this Python's venv brings, as it is: an unprivileged user's first try
         as_nobody(sys.executable, "-m", "venv", base / "venv")
         as_nobody(base / "venv" / "bin" / "pip", "install", "-q", base / wheel.name)
-        as_nobody(base / "venv" / "bin" / "pip", "install", "-q", "mod_wsgi==6.1.1")
+        as_nobody(base / "venv" / "bin" / "pip", "install", "-q", MOD_WSGI)
         express = ["runuser", "-u", "nobody", "--", base / "venv" / "bin" / "mod_wsgi-express"]
         assert serve_and_get(express, app, base, env=env, as_root_user=False).text == "as nobody"
     finally:
@@ -154,7 +173,7 @@ def test_three_concurrent_installs_share_the_caches_and_ssl_off_means_off(shared
     """Three `pip install . -C ssl=off` at once into three virtualenvs, one source cache, one build
     cache: one builds, the others wait for it and reuse it; the caches are intact afterwards."""
     cache = shared_tmp / "cache"
-    venvs = [make_venv(shared_tmp / f"venv{i}") for i in range(3)]
+    venvs = [make_venv(shared_tmp / f"venv{i}", pip="upgrade") for i in range(3)]
     env = dict(os.environ, MOD_WSGI_HTTPD_CACHE=str(cache))
 
     def install(v):
@@ -169,10 +188,10 @@ def test_three_concurrent_installs_share_the_caches_and_ssl_off_means_off(shared
     assert sum("build cache hit" in log for log in logs) == 2
     entries = [p for p in (cache / "builds").iterdir() if p.is_dir()]
     assert len(entries) == 1 and not any(p.name.startswith(".") for p in entries)
-    assert sorted(p.name for p in (cache / "sources").iterdir()) == [
-        "apr-1.7.6.tar.gz", "apr-util-1.6.5.tar.gz", "httpd-2.4.69.tar.gz", "pcre2-10.49.tar.gz"]
-    from build_httpd.cache import _manifest
-    assert json.loads((entries[0] / "manifest.json").read_text()) == _manifest(entries[0] / "httpd")
+    assert sorted(p.name for p in (cache / "sources").iterdir()) == sorted(r.source.filename for r in RECIPES.values())
+    from build_httpd.cache import manifest_of
+    assert json.loads((entries[0] / "manifest.json").read_text()) == manifest_of(entries[0] / "httpd")
+    assert {oct(d.stat().st_mode)[-3:] for d in (cache, cache / "builds", cache / "sources", entries[0])} == {"700"}
     # -C ssl=off really leaves mod_ssl out, and info says so
     for v in venvs:
         assert not (v.prefix() / "modules" / "mod_ssl.so").exists()
@@ -185,7 +204,7 @@ def test_a_virtualenv_path_with_spaces_holds_a_working_httpd(wheel, shared_tmp):
     """Our part works in a path with spaces: httpd, apxs, apachectl and the *-config scripts. mod_wsgi
     itself does not (its setup.py splits apxs answers on white space, and its generated apachectl
     leaves the httpd path unquoted), nor does pip's "#!" line for scripts: docs/reliability.md."""
-    target = make_venv(shared_tmp / "with spaces" / "venv")
+    target = make_venv(shared_tmp / "with spaces" / "venv", pip="upgrade")
     target.pip("install", "-q", wheel)
     prefix = target.prefix()
     assert " " in str(prefix)

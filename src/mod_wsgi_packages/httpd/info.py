@@ -1,4 +1,5 @@
-"""`mod_wsgi-httpd info [--json]` (also `python -m mod_wsgi_packages.httpd`): what was built."""
+"""`mod_wsgi-httpd info [--json]` (also `python -m mod_wsgi_packages.httpd`): what was built.
+`mod_wsgi-httpd cache dir|list|remove KEY|purge`: the build cache."""
 
 import argparse
 import json
@@ -37,16 +38,28 @@ def render(info):
     lines += ["", f"MPMs:      {', '.join(info['mpms'])}",
               f"modules:   {', '.join(info['modules'])}", "", "features:"]
     for name, f in info["features"].items():
-        state = "built" if f["built"] else "missing"
+        state = "built" if f["built"] else ("off" if f.get("mode") == "off" else "missing")
         lines.append(f"  {name:<8} {state:<8} {f['gives']} — {f['reason']}")
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="mod_wsgi-httpd", description=__doc__)
-    parser.add_argument("command", nargs="?", default="info", choices=["info"])
-    parser.add_argument("--json", action="store_true", help="print the same as JSON")
+    parser = argparse.ArgumentParser(prog="mod_wsgi-httpd", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    info = commands.add_parser("info", help="what was built (the default)")
+    info.add_argument("--json", action="store_true", help="print the same as JSON")
+    cache = commands.add_parser("cache", help="the build cache: dir, list, remove KEY, purge")
+    cache.add_argument("action", choices=["dir", "list", "remove", "purge"])
+    cache.add_argument("key", nargs="?", help="with remove: the key, or its first characters")
+    cache.add_argument("--cache-dir", help="the cache (default: MOD_WSGI_HTTPD_CACHE, else the user cache dir)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # `mod_wsgi-httpd --json`
     args = parser.parse_args(argv)
+    if args.command == "cache":
+        from . import cachecmd
+        if args.action == "remove" and not args.key:
+            parser.error("cache remove needs a KEY (see: mod_wsgi-httpd cache list)")
+        return cachecmd.run(args.action, args.cache_dir or cachecmd.default_dir(), args.key)
     info = gather()
     print(json.dumps(info, indent=2) if args.json else render(info))
     return 0
