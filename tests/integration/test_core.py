@@ -235,3 +235,26 @@ def test_info_says_what_was_built(venv):
     sbom = json.loads(Path(data["sbom"]).read_text())
     assert sbom["bomFormat"] == "CycloneDX"
     assert {c["name"] for c in sbom["components"]} == {"httpd", "apr", "apr-util", "pcre2"}
+
+
+def test_scripts_find_their_prefix_through_links_and_ignore_cdpath(venv, tmp_path):
+    """A link in a bin directory elsewhere (as /usr/local/bin holds) must not make apachectl source
+    the envvars beside the link, nor the *-config scripts answer with the link's directory; a
+    CDPATH that holds a bin/ must not make a relative call land there."""
+    prefix = venv.prefix()
+    links = tmp_path / "local" / "bin"
+    links.mkdir(parents=True)
+    (links / "envvars").write_text("echo DECOY-ENVVARS-SOURCED >&2; exit 3\n")
+    for name in ("apachectl", "apr-1-config", "apu-1-config", "pcre2-config"):
+        (links / name).symlink_to(prefix / "bin" / name)
+    (links / "relative-apachectl").symlink_to(os.path.relpath(prefix / "bin" / "apachectl", links))
+    decoy = tmp_path / "cdpath"
+    (decoy / "bin").mkdir(parents=True)
+    env = dict(clean_env(), CDPATH=str(decoy))
+    for script in ("apachectl", "relative-apachectl"):
+        checked = run([links / script, "configtest"], env=env, check=False)
+        assert checked.returncode == 0 and "DECOY" not in checked.stdout + checked.stderr, checked.stderr
+    for name, flag in (("apr-1-config", "--prefix"), ("apu-1-config", "--prefix"), ("pcre2-config", "--prefix")):
+        assert run([links / name, flag], env=env).stdout.strip() == str(prefix), name
+        # called by a relative path from the prefix, CDPATH holding a bin/ of its own
+        assert run([f"bin/{name}", flag], env=env, cwd=prefix).stdout.strip() == str(prefix), name

@@ -95,16 +95,43 @@ def test_bad_environment_value_through_pip(tmp_path):
     assert code != 0 and "MOD_WSGI_HTTPD_JOBS is 'lots'" in text
 
 
-@pytest.fixture
-def noexec_mount():
+def mounted_tmpfs(options):
     if os.geteuid() != 0:
-        pytest.skip("mounting a noexec tmpfs needs root; the fallback itself is still exercised in unit tests")
-    point = Path(tempfile.mkdtemp(prefix="noexec-"))
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", str(point)]).returncode:
+        pytest.skip("mounting a tmpfs needs root; the decision itself is exercised in the unit tests")
+    point = Path(tempfile.mkdtemp(prefix="tmpfs-"))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)]).returncode:
+        point.rmdir()
         pytest.skip("this container may not mount a tmpfs")
-    yield point
+    return point
+
+
+def unmount(point):
     subprocess.run(["umount", str(point)])
     point.rmdir()
+
+
+@pytest.fixture
+def noexec_mount():
+    point = mounted_tmpfs("noexec,size=64m")
+    yield point
+    unmount(point)
+
+
+@pytest.fixture
+def small_disk():
+    """A real filesystem too small for a build: 64 MB."""
+    point = mounted_tmpfs("size=64m")
+    yield point
+    unmount(point)
+
+
+def test_too_little_free_space_stops_before_anything_is_fetched(small_disk, tmp_path):
+    code, text = wheel_attempt(tmp_path, "-C", "cache=off", env={"TMPDIR": str(small_disk)})
+    assert code != 0 and f"not enough free space to build in {small_disk}" in text, text[-3000:]
+    assert "MB free, about 400 MB needed" in text and "TMPDIR" in text
+    assert "fetch+verify" not in text
+    assert_stopped_before_compiling(text)
+    assert list(small_disk.iterdir()) == []
 
 
 def test_noexec_tmpdir_falls_back_to_the_cache_directory(noexec_mount, tmp_path):

@@ -30,6 +30,8 @@ def render(info):
              f"compiler:  {info['compiler']}",
              f"platform:  {info['platform']}",
              f"SBOM:      {info['sbom']}",
+             f"libraries: {', '.join(info.get('library_dirs') or []) or 'system default paths'} "
+             f"(besides the package's own lib/)",
              "", "components:"]
     for name, c in info["components"].items():
         lines.append(f"  {name} {c['version']}  ({c['license']})")
