@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from build_httpd.sources import _session, index_sdists, pip_index_urls, sha256_of  # noqa: E402
+from build_httpd.network import index_urls, session  # noqa: E402
+from build_httpd.sources import index_sdists, sha256_of  # noqa: E402
 
 BASELINE = "mod_wsgi_httpd-2.4.69.1.tar.gz"
 MOD_WSGI = "mod_wsgi==6.1.1"
@@ -59,12 +60,12 @@ def timed(argv, env=None):
 
 def fetch_baseline(work: Path) -> Path:
     """Today's sdist from the configured index, checked against the index's sha256."""
-    session = _session()
-    for index in pip_index_urls():
-        for filename, url, digest in index_sdists(session, index):
+    client = session()
+    for index in index_urls():
+        for filename, url, digest in index_sdists(client, index):
             if filename == BASELINE:
                 path = work / filename
-                with session.get(url, stream=True, timeout=(10, 60)) as r:
+                with client.get(url, stream=True, timeout=(10, 60)) as r:
                     r.raise_for_status()
                     with open(path, "wb") as f:
                         shutil.copyfileobj(r.raw, f)

@@ -85,7 +85,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         try:
             recipes = load_recipes()
             features = {name: f.modes for name, f in all_features(recipes).items()}
-            prefix = build_prefix(load_settings(config_settings, features), out)
+            prefix = build_prefix(load_settings(config_settings, features), out, recipes)
         except BuildError as error:
             sys.stderr.write(format_error(error))
             sys.stderr.flush()

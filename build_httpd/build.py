@@ -255,9 +255,9 @@ def user_libdirs(settings: Settings, decisions) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def build_prefix(settings: Settings, out_dir: Path) -> Path:
+def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
-    recipes = load_recipes()
+    recipes = recipes or load_recipes()
     env = build_env(settings, source_date_epoch(recipes))
     compiler = check_toolchain(env)
     decisions = decide(all_features(recipes), settings, env["CC"], env)
