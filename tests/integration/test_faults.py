@@ -163,7 +163,10 @@ def test_system_apxs_on_path_does_not_win(venv, tmp_path):
     with zipfile.ZipFile(built) as z:
         (config,) = [n for n in z.namelist() if n.endswith("apxs_config.py")]
         text = z.read(config).decode()
-    assert f"HTTPD = '{venv.prefix() / 'bin' / 'httpd'}'" in text, text[:2000]
+    # mod_wsgi's setup.py writes this when it compiled against mod_wsgi_packages.httpd, and the
+    # directories its apxs answered (ours, not /usr/sbin) for the other case
+    assert "WITH_HTTPD_PACKAGE = True" in text, text[:2000]
+    assert f"BINDIR = '{venv.prefix() / 'bin'}'" in text and "/usr/sbin" not in text, text[:2000]
 
 
 def test_an_unprivileged_user_installs_and_serves(wheel):
