@@ -174,32 +174,29 @@ def test_no_directory_that_can_run_programs_is_one_clear_message(tmp_path, monke
 
 # -- failing steps ---------------------------------------------------------------------------------
 
-def test_a_full_disk_is_said_first(tmp_path):
-    """A real ENOSPC from the kernel (/dev/full), in a step with a long libtool-like log."""
+def failing_step(tmp_path, script: str) -> str:
+    """Run `script` as a real build step with run(); the text of the StepError it must raise."""
     from build_httpd.errors import StepError
     from build_httpd.run import run
-    script = tmp_path / "step.sh"
-    script.write_text("for i in $(seq 60); do echo \"libtool: compile: $(printf 'x%.0s' $(seq 3000))\"; done\n"
-                      "dd if=/dev/zero of=/dev/full bs=1k count=1\n")
+    (tmp_path / "step.sh").write_text(script)
     with pytest.raises(StepError) as e:
-        run(["sh", str(script)], component="httpd", step="make", log_path=tmp_path / "make.log", cwd=tmp_path,
-            env={"PATH": os.environ["PATH"]})
-    text = str(e.value)
+        run(["sh", str(tmp_path / "step.sh")], component="httpd", step="make", log_path=tmp_path / "make.log",
+            cwd=tmp_path, env={"PATH": os.environ["PATH"]})
+    return str(e.value)
+
+
+def test_a_full_disk_is_said_first(tmp_path):
+    """A real ENOSPC from the kernel (/dev/full), in a step with a long libtool-like log."""
+    text = failing_step(tmp_path, "for i in $(seq 60); do echo \"libtool: compile: $(printf 'x%.0s' $(seq 3000))\"; done\n"
+                                  "dd if=/dev/zero of=/dev/full bs=1k count=1\n")
     assert text.startswith("make of httpd failed: the disk is full (No space left on device)")
     assert "TMPDIR" in text and str(tmp_path / "make.log") in text
     assert max(len(line) for line in text.splitlines()) < 400  # kilobyte lines are cut
 
 
 def test_the_compilers_error_lines_come_first(tmp_path):
-    from build_httpd.errors import StepError
-    from build_httpd.run import run
     (tmp_path / "broken.c").write_text("int main(void) { return undeclared_thing; }\n")
-    script = tmp_path / "step.sh"
-    script.write_text("cc -c broken.c -o broken.o\nstatus=$?\nfor i in $(seq 30); do echo noise $i; done\n"
-                      "exit $status\n")
-    with pytest.raises(StepError) as e:
-        run(["sh", str(script)], component="apr", step="make", log_path=tmp_path / "make.log", cwd=tmp_path,
-            env={"PATH": os.environ["PATH"]})
-    text = str(e.value)
+    text = failing_step(tmp_path, "cc -c broken.c -o broken.o\nstatus=$?\n"
+                                  "for i in $(seq 30); do echo noise $i; done\nexit $status\n")
     assert text.index("error lines") < text.index("undeclared_thing") < text.index("last lines")
     assert "noise 30" in text and "noise 1\n" not in text  # the tail is short
