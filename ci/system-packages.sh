@@ -1,5 +1,5 @@
 # Sourced by ci/ scripts: the Debian/Ubuntu packages they need, installed when run as root, named
-# otherwise.
+# otherwise; and the virtualenv they work in.
 # What building mod_wsgi-httpd with every feature needs (and ca-certificates: a trust store for pip).
 BUILD_PACKAGES="build-essential make patch perl ca-certificates libssl-dev libnghttp2-dev zlib1g-dev libexpat1-dev libbrotli-dev"
 # Debian's own Python, with venv and the headers mod_wsgi compiles against.
@@ -32,4 +32,18 @@ ensure_system_packages() {
         echo "install them first:  sudo apt-get install$missing" >&2
         return 1
     fi
+}
+
+# make_venv PYTHON DIR: a virtualenv with an up-to-date pip that still trusts what the system trusts.
+# Debian's own pip uses the system's certificates; pip from the index does so through truststore
+# only on Python 3.10 and newer, and on older Pythons (Debian 11's 3.9) falls back to its own
+# bundle, which lacks an organisation's CA. There the virtualenv's pip.conf names the system bundle.
+make_venv() {
+    local python=$1 venv=$2 bundle
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' && [ ! -f "$venv/pip.conf" ]; then
+        bundle=$("$venv/bin/python" -c 'import ssl; print(ssl.get_default_verify_paths().cafile or "")')
+        [ -n "$bundle" ] && printf '[global]\ncert = %s\n' "$bundle" >"$venv/pip.conf"
+    fi
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
 }

@@ -133,6 +133,12 @@ def make_venv(path: Path, python=sys.executable, *, pip: str) -> Venv:
     open_to_others(Path(os.path.realpath(python)))
     env = Venv(path)
     if pip == "upgrade":
+        # as ci/system-packages.sh's make_venv: on Pythons before 3.10, pip from the index would
+        # trust its own bundle instead of the system's (truststore needs 3.10)
+        keep_trust = ("import ssl, sys, pathlib; b = ssl.get_default_verify_paths().cafile; "
+                      "sys.version_info < (3, 10) and b and pathlib.Path(sys.prefix, 'pip.conf').write_text("
+                      "'[global]\\ncert = ' + b + '\\n')")
+        run([env.python, "-c", keep_trust])
         env.pip("install", "-q", "--upgrade", "pip")
     return env
 
