@@ -42,7 +42,7 @@ make_venv() {
     local python=$1 venv=$2 bundle
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' && [ ! -f "$venv/pip.conf" ]; then
-        bundle=$("$venv/bin/python" -c 'import ssl; print(ssl.get_default_verify_paths().cafile or "")')
+        bundle=$("$venv/bin/python" "$(dirname "${BASH_SOURCE[0]}")/system-ca-bundle.py")
         [ -n "$bundle" ] && printf '[global]\ncert = %s\n' "$bundle" >"$venv/pip.conf"
     fi
     "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip

@@ -135,10 +135,10 @@ def make_venv(path: Path, python=sys.executable, *, pip: str) -> Venv:
     if pip == "upgrade":
         # as ci/system-packages.sh's make_venv: on Pythons before 3.10, pip from the index would
         # trust its own bundle instead of the system's (truststore needs 3.10)
-        keep_trust = ("import ssl, sys, pathlib; b = ssl.get_default_verify_paths().cafile; "
-                      "sys.version_info < (3, 10) and b and pathlib.Path(sys.prefix, 'pip.conf').write_text("
-                      "'[global]\\ncert = ' + b + '\\n')")
-        run([env.python, "-c", keep_trust])
+        if run([env.python, "-c", "import sys; print(sys.version_info < (3, 10))"]).stdout.strip() == "True":
+            bundle = run([env.python, ROOT / "ci" / "system-ca-bundle.py"]).stdout.strip()
+            if bundle:
+                (path / "pip.conf").write_text(f"[global]\ncert = {bundle}\n")
         env.pip("install", "-q", "--upgrade", "pip")
     return env
 
