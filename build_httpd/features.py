@@ -90,7 +90,17 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
         directory = settings.feature_dirs.get(name)
         include_dir = directory / "include" if directory else None
         where = f"in {include_dir}" if include_dir else "by the C compiler"
-        if header_visible(feature.header, cc, env, include_dir):
+        visible = header_visible(feature.header, cc, env, include_dir)
+        if visible and directory and feature.dir_needs_one_of and not any(
+                (directory / f).is_file() for f in feature.dir_needs_one_of):
+            missing.append(
+                f"{name}-dir={directory} has none of {', '.join(feature.dir_needs_one_of)}: the build would "
+                f"quietly link the system's {feature.library} instead of the one in {directory}. Point "
+                f"{name}-dir at an installation prefix that has it (`make install` of {feature.library} "
+                f"writes one), or leave {name}-dir unset to use the system's.")
+            decisions[name] = Decision(feature, mode, False, f"{directory} is not a usable {feature.library} prefix")
+            continue
+        if visible:
             decisions[name] = Decision(feature, mode, True, f"{feature.header} found {where}",
                                        header_fingerprint(feature.header, cc, env, include_dir))
             continue

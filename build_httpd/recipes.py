@@ -49,6 +49,9 @@ class Feature:
     on: Tuple[str, ...] = ()
     with_dir: Tuple[str, ...] = ()
     off: Tuple[str, ...] = ()
+    # with a -dir setting, one of these must be in DIR, or the component's configure would quietly
+    # use the system's copy of the library instead
+    dir_needs_one_of: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         on=_take(table, "on", list, path, where, default=()),
         with_dir=_take(table, "with_dir", list, path, where, default=()),
         off=_take(table, "off", list, path, where, default=()),
+        dir_needs_one_of=_take(table, "dir_needs_one_of", list, path, where, default=()),
     )
 
 

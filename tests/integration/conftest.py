@@ -60,10 +60,19 @@ def shared_dir(prefix):
     return d
 
 
+_PORTS_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, and one this session has not handed out already (two calls in a
+    row may otherwise get the same port back from the kernel)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_HANDED_OUT:
+            _PORTS_HANDED_OUT.add(port)
+            return port
 
 
 def wait_for(url, proc=None, timeout=60, **kwargs):

@@ -45,6 +45,16 @@ def openssl_elsewhere(tmp_path_factory):
     run(["patchelf", "--set-soname", SSL, "--replace-needed", "libcrypto.so.3", CRYPTO, lib / SSL])
     (lib / "libssl.so").symlink_to(SSL)
     (lib / "libcrypto.so").symlink_to(CRYPTO)
+    # what `make install` of OpenSSL writes, and what httpd's configure looks for first
+    pkgconfig = lib / "pkgconfig"
+    pkgconfig.mkdir()
+    head = f"prefix={prefix}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\nVersion: 3\n"
+    (pkgconfig / "libcrypto.pc").write_text(head + "Name: libcrypto\nDescription: crypto\n"
+                                           "Libs: -L${libdir} -lcrypto\nCflags: -I${includedir}\n")
+    (pkgconfig / "libssl.pc").write_text(head + "Name: libssl\nDescription: ssl\nRequires.private: libcrypto\n"
+                                        "Libs: -L${libdir} -lssl\nCflags: -I${includedir}\n")
+    (pkgconfig / "openssl.pc").write_text(head + "Name: OpenSSL\nDescription: toolkit\n"
+                                         "Requires: libssl libcrypto\n")
     os.chmod(prefix, 0o755)
     return prefix
 

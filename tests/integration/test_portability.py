@@ -138,8 +138,10 @@ def test_uv_installs_this_then_mod_wsgi_in_an_activated_virtualenv(session_cache
         pytest.skip("uv is not installed (ci/requirements-test.txt installs it)")
     target = shared_tmp / "uv-venv"
     run([uv, "venv", "--python", sys.executable, target])
+    # UV_NATIVE_TLS: uv trusts its own roots unless told to use the system's, as a user behind an
+    # organisation's CA does (pip and our build use the system's by themselves)
     env = dict(os.environ, VIRTUAL_ENV=str(target), PATH=f"{target / 'bin'}:{os.environ['PATH']}",
-               MOD_WSGI_HTTPD_CACHE=str(session_cache), UV_NO_CACHE="1")
+               MOD_WSGI_HTTPD_CACHE=str(session_cache), UV_NO_CACHE="1", UV_NATIVE_TLS="1")
     installed = run([uv, "pip", "install", "-v", *FEATURES, ROOT], env=env)
     assert "build cache hit" in installed.stdout + installed.stderr
     run([uv, "pip", "install", MOD_WSGI], env=env)

@@ -92,3 +92,16 @@ def test_header_probe_uses_the_real_compiler(tmp_path):
     assert header_visible("stdio.h", "cc", env)
     assert not header_visible("no/such/header.h", "cc", env)
     assert not header_visible("stdio.h", "cc", env, include_dir=Path(tmp_path))
+
+
+def test_a_library_directory_without_its_pkgconfig_file_is_refused(tmp_path):
+    """httpd's configure would take the system's OpenSSL from pkg-config instead of DIR's."""
+    import shutil
+    (tmp_path / "include").mkdir()
+    shutil.copytree("/usr/include/openssl", tmp_path / "include" / "openssl")
+    with pytest.raises(MissingRequirementError) as e:
+        decide(FEATURES, settings({"ssl-dir": str(tmp_path)}), "cc", {"PATH": "/usr/bin:/bin"})
+    assert "lib/pkgconfig/openssl.pc" in str(e.value) and "quietly link the system's OpenSSL" in str(e.value)
+    (tmp_path / "lib" / "pkgconfig").mkdir(parents=True)
+    (tmp_path / "lib" / "pkgconfig" / "openssl.pc").write_text("Name: OpenSSL\n")
+    assert decide(FEATURES, settings({"ssl-dir": str(tmp_path)}), "cc", {"PATH": "/usr/bin:/bin"})["ssl"].built
