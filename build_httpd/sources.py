@@ -295,7 +295,13 @@ def _file_chunks(path: Path) -> Iterable[bytes]:
 
 def _copy_verified(path: Path, source: Source, origin: str, private: Path) -> Path:
     """Copy `path` into the private directory while hashing it: the copy is what was verified."""
-    tmp = _stream_into(private, _file_chunks(path), source, origin)
+    try:
+        tmp = _stream_into(private, _file_chunks(path), source, origin)
+    except TransferError:  # a local file that ends early is not the release, not a network fault
+        raise VerificationError(
+            f"{source.filename} from {origin} is {path.stat().st_size} bytes, not the {source.size} the recipe says",
+            "the file is truncated, or is not the release the recipe pins",
+            f"delete {path} if it is a local copy, then install again") from None
     return _settle(tmp, private / source.filename)
 
 

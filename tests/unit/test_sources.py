@@ -115,6 +115,13 @@ def test_a_damaged_cached_source_is_a_miss_fetched_again_and_replaced(server, di
     assert cache_is_clean(dirs)
 
 
+def test_a_truncated_file_in_the_sources_directory_is_one_clear_message(dirs):
+    (dirs["sources"] / NAME).write_bytes(PAYLOAD[:1000])
+    with pytest.raises(VerificationError, match="is 1000 bytes, not the"):
+        obtain(source(), dirs, sources_dir=dirs["sources"])
+    assert not list((dirs["scratch"] / "sources").iterdir())
+
+
 def test_tampered_sources_directory_file_is_a_hard_stop(dirs):
     (dirs["sources"] / NAME).write_bytes(b"x" * len(PAYLOAD))
     with pytest.raises(VerificationError, match="MOD_WSGI_HTTPD_SOURCES"):
