@@ -4,6 +4,7 @@ import concurrent.futures
 import gzip
 import http.server
 import os
+import ssl
 import subprocess
 import textwrap
 import threading
@@ -161,7 +162,7 @@ def test_http2_is_negotiated_over_tls(venv, shared_tmp, app, certs):
     with Express(venv, shared_tmp, app, *https_args(certs, port), "--http2") as s:
         s.get("/")
         wait_https(f"https://localhost:{port}/", s.proc, verify=str(certs / "ca.crt"))
-        with httpx.Client(http2=True, verify=str(certs / "ca.crt")) as client:
+        with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(certs / "ca.crt"))) as client:
             r = client.get(f"https://localhost:{port}/h2")
         assert r.http_version == "HTTP/2" and r.text == "app:/h2"
 
