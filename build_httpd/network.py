@@ -43,10 +43,15 @@ def redact(url: str) -> str:
 
 
 def redact_text(text: str, urls) -> str:
-    """`text` with every URL of `urls` that carries credentials shown redacted."""
+    """`text` (an exception's message, say) with every URL of `urls` that carries credentials, and
+    those credentials wherever else they appear, shown redacted."""
     for url in urls:
-        if url and redact(url) != url:
-            text = text.replace(url, redact(url))
+        if not url or redact(url) == url:
+            continue
+        text = text.replace(url, redact(url))
+        userinfo = urlsplit(url).netloc.rpartition("@")[0]
+        shown = redact(url)[len(urlsplit(url).scheme) + 3:].split("@")[0]
+        text = text.replace(userinfo + "@", shown + "@")
     return text
 
 

@@ -108,7 +108,7 @@ def _stream_into(target_dir: Path, chunks: Iterable[bytes], source: Source, orig
 
 # -- HTTP ---------------------------------------------------------------------------------------
 
-def _connect_error(e) -> Exception:
+def _connect_error(e, url: str) -> Exception:
     """A host that cannot be resolved, refuses connections or presents a certificate we do not
     trust will not answer differently on a retry; a timeout or a reset might."""
     if network.is_certificate_error(e):
@@ -121,7 +121,7 @@ def _connect_error(e) -> Exception:
                          ("Network is unreachable", "network unreachable")):
         if marker in text:
             return PermanentError(what)
-    return TransferError(f"{type(e).__name__}: {text[:200]}")
+    return TransferError(f"{type(e).__name__}: {network.redact_text(text, [url])[:200]}")
 
 
 def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int) -> Iterable[bytes]:
@@ -130,9 +130,9 @@ def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int
     try:
         response = session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True)
     except requests.ConnectionError as e:
-        raise _connect_error(e) from e
+        raise _connect_error(e, url) from e
     except requests.RequestException as e:
-        raise TransferError(f"{type(e).__name__}: {redact(str(e))[:200]}") from e
+        raise TransferError(f"{type(e).__name__}: {network.redact_text(str(e), [url])[:200]}") from e
     with response:
         if 400 <= response.status_code < 500:
             raise PermanentError(f"HTTP {response.status_code}")

@@ -147,3 +147,9 @@ def test_pips_proxy_is_used(tmp_path):
         got = obtain("http://sources.invalid/f", tmp_path, {"PIP_PROXY": proxy.url})
     assert got[NAME].read_bytes() == PAYLOAD
     assert proxy.routes.hits == {"http://sources.invalid/f": 1}
+
+
+def test_redact_text_hides_credentials_in_any_message():
+    url = "https://alice:s3cret@index.example/simple/"
+    text = network.redact_text(f"GET {url} failed; proxy said alice:s3cret@index.example refused", [url])
+    assert "s3cret" not in text and text.count("alice:****@") == 2
