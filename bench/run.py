@@ -7,9 +7,12 @@ Measures, each in fresh virtualenvs with the sources already local for both and 
   - installed size of the httpd package;
   - hello-world requests per second through mod_wsgi-express on each httpd (wrk, loopback only,
     bounded duration), with the real mod_wsgi compiled against each.
+  - install from a real package index: pypiserver on 127.0.0.1 serving our sdist and the portable
+    wheel (--portable-wheel, or built with ci/build-portable-wheel when run as root); pip picks the
+    wheel, and the time is the whole `pip install --index-url … mod_wsgi-httpd` in a new virtualenv.
 Reports medians of --runs runs and the ratios. Prints a table; writes .bench/results.json.
 
-    python3 bench/run.py --runs 3
+    python3 bench/run.py --runs 3 [--portable-wheel PATH]
 """
 
 import argparse
@@ -34,6 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from build_httpd.network import index_urls, session  # noqa: E402
 from build_httpd.sources import index_sdists, sha256_of  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "ci"))
+from local_index import local_index  # noqa: E402
 
 BASELINE = "mod_wsgi_httpd-2.4.69.1.tar.gz"
 MOD_WSGI = "mod_wsgi==6.1.1"
@@ -132,6 +138,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="cold builds of each (default 3)")
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--wrk-repeats", type=int, default=3)
+    parser.add_argument("--portable-wheel", type=Path, help="the portable wheel (default: build one, as root)")
     args = parser.parse_args()
     for tool in ("wrk", "curl"):
         if not shutil.which(tool):
@@ -151,7 +158,19 @@ def main():
         shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
             ".git", ".venv*", "build", "*.egg-info", "__pycache__", ".bench", "upstream"))
 
-        results = {"ours_cold": [], "theirs_cold": [], "ours_cached": []}
+        index = work / "index"
+        index.mkdir()
+        wheel = args.portable_wheel
+        if wheel is None:
+            built = sh(["bash", ROOT / "ci" / "build-portable-wheel", work / "portable"])
+            wheel = Path(built.stdout.strip().splitlines()[-1])
+        shutil.copy(wheel, index)
+        tool = venv(work / "tool")
+        sh([tool / "bin" / "pip", "install", "-q", "build"])
+        sh([tool / "bin" / "python", "-m", "build", "--sdist", "--outdir", index, checkout],
+           env=dict(os.environ, MOD_WSGI_HTTPD_SOURCES=str(upstream)))
+
+        results = {"ours_cold": [], "theirs_cold": [], "ours_cached": [], "wheel_index": []}
         for run in range(args.runs):
             cache = work / f"cache-{run}"
             env = dict(os.environ, MOD_WSGI_HTTPD_SOURCES=str(upstream), MOD_WSGI_HTTPD_CACHE=str(cache),
@@ -162,12 +181,21 @@ def main():
             results["ours_cached"].append(timed([again / "bin" / "pip", "install", checkout], env))
             theirs = venv(work / f"theirs-{run}")
             results["theirs_cold"].append(timed([theirs / "bin" / "pip", "install", sdist], env))
+            with local_index(index, work / "pypiserver") as url:
+                fresh = venv(work / f"wheel-{run}")
+                results["wheel_index"].append(timed([fresh / "bin" / "pip", "--isolated", "install", "--index-url", url,
+                                                     "mod_wsgi-httpd"], dict(env, PIP_NO_CACHE_DIR="1")))
+            info = json.loads((site(fresh) / "mod_wsgi_packages" / "httpd" / "build-info.json").read_text())
+            if info.get("profile") != "portable":
+                raise SystemExit("pip installed something other than the portable wheel from the local index")
             print(f"run {run + 1}: ours {results['ours_cold'][-1][0]:.0f} s, cached {results['ours_cached'][-1][0]:.0f} s,"
-                  f" theirs {results['theirs_cold'][-1][0]:.0f} s", file=sys.stderr, flush=True)
+                  f" theirs {results['theirs_cold'][-1][0]:.0f} s, portable wheel from an index "
+                  f"{results['wheel_index'][-1][0]:.1f} s", file=sys.stderr, flush=True)
 
         ours, theirs = work / "ours-0", work / "theirs-0"
         size_ours = size_mb(site(ours) / "mod_wsgi_packages")
         size_theirs = size_mb(site(theirs) / "mod_wsgi_packages")
+        size_wheel = size_mb(site(work / "wheel-0") / "mod_wsgi_packages")
         sh([ours / "bin" / "pip", "install", "-q", MOD_WSGI], env=dict(os.environ, PIP_NO_CACHE_DIR="1"))
         # today's package needs build isolation turned off for mod_wsgi to find it
         sh([theirs / "bin" / "pip", "install", "-q", "--no-build-isolation", MOD_WSGI],
@@ -185,7 +213,9 @@ def main():
         "cold build wall (s)": (med(results["ours_cold"], 0), med(results["theirs_cold"], 0)),
         "cold build CPU (s)": (med(results["ours_cold"], 1), med(results["theirs_cold"], 1)),
         "cached reinstall wall (s)": (med(results["ours_cached"], 0), None),
+        "portable wheel from index (s)": (med(results["wheel_index"], 0), med(results["theirs_cold"], 0)),
         "installed size (MB)": (size_ours, size_theirs),
+        "installed size, portable (MB)": (size_wheel, size_theirs),
         "hello-world req/s (median)": (statistics.median(rps_ours), statistics.median(rps_theirs)),
     }
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; runs: {args.runs}")

@@ -11,12 +11,24 @@ from pathlib import Path
 from setuptools import build_meta as _setuptools
 from setuptools.build_meta import (  # noqa: F401 - re-exported hooks
     get_requires_for_build_sdist,
-    get_requires_for_build_wheel,
     prepare_metadata_for_build_wheel,
 )
 
 BUILT_PREFIX_ENV = "_MOD_WSGI_HTTPD_BUILT_PREFIX"
 BUILD_BASE_ENV = "_MOD_WSGI_HTTPD_BUILD_BASE"
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    """setuptools' own, plus CMake from the package index for a portable build on a machine
+    without one (three of the vendored libraries build with CMake)."""
+    requires = list(_setuptools.get_requires_for_build_wheel(config_settings))
+    settings = dict(config_settings or {})
+    profile = settings.get("profile") or os.environ.get("MOD_WSGI_HTTPD_PROFILE", "")
+    if isinstance(profile, list):
+        profile = profile[-1] if profile else ""
+    if str(profile).strip().lower() == "portable" and not shutil.which("cmake"):
+        requires.append("cmake>=3.16")
+    return requires
 
 
 def build_sdist(sdist_directory, config_settings=None):

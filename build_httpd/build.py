@@ -10,13 +10,14 @@ import subprocess
 import tarfile
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 from . import cache, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
-from .features import Decision, decide
+from .features import Decision, decide, decide_vendored
 from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, load_recipes
 from .run import run, which
 from .settings import Settings
@@ -41,12 +42,22 @@ HARDENING_CPPFLAGS = "-D_FORTIFY_SOURCE=2"
 HARDENING_LDFLAGS = "-Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"
 
 
+def portable_ldflags(recipes: Mapping[str, Recipe]) -> str:
+    """The portable profile links its libraries statically; this makes every symbol that comes
+    from their archives local to the module or program it is linked into (mod_ssl's OpenSSL is
+    mod_ssl's alone: Python's _ssl in the same process binds to the system's libssl, and neither to
+    the other). Only those archives: httpd's own (libmain.a, …) must keep exporting the API its
+    modules link against."""
+    archives = [a for r in recipes.values() if r.vendored for a in r.static_libs]
+    return f"-Wl,--exclude-libs,{':'.join(archives)}" if archives else ""
+
+
 def source_date_epoch(recipes: Mapping[str, Recipe]) -> str:
     """SOURCE_DATE_EPOCH as given, or the httpd recipe's, so that a plain build is reproducible."""
     return os.environ.get("SOURCE_DATE_EPOCH") or str(recipes["httpd"].source_date_epoch)
 
 
-def build_env(settings: Settings, epoch: str) -> Dict[str, str]:
+def build_env(settings: Settings, epoch: str, recipes: Mapping[str, Recipe]) -> Dict[str, str]:
     env = dict(os.environ)
     env["SOURCE_DATE_EPOCH"] = epoch  # gcc's __DATE__/__TIME__ (httpd -V "Server built")
     for var in ("PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "DESTDIR"):
@@ -56,15 +67,23 @@ def build_env(settings: Settings, epoch: str) -> Dict[str, str]:
     env["CFLAGS"] = f"{optimise} {HARDENING_CFLAGS} {env.get('CFLAGS', '')}".strip()
     env["CPPFLAGS"] = f"{HARDENING_CPPFLAGS} {env.get('CPPFLAGS', '')}".strip()
     env["LDFLAGS"] = f"{HARDENING_LDFLAGS} {env.get('LDFLAGS', '')}".strip()
+    if settings.profile == "portable":
+        env["LDFLAGS"] = f"{env['LDFLAGS']} {portable_ldflags(recipes)}".strip()
+        also = [flag for r in recipes.values() if r.vendored for flag in r.link_also]
+        env["LIBS"] = " ".join(dict.fromkeys(also + env.get("LIBS", "").split()))
+        env.pop("PKG_CONFIG_PATH", None)  # only the vendored libraries' .pc files (build_fresh)
     env["LC_ALL"] = "C"
     return env
 
 
-def check_toolchain(env: Mapping[str, str]) -> str:
+def check_toolchain(env: Mapping[str, str], recipes: Mapping[str, Recipe]) -> str:
     """Fail before anything is fetched when the basic tools are missing; returns `cc --version`."""
     cc = which(env["CC"], "to compile Apache httpd (set CC to name another compiler)", env)
     which("make", "to run the upstream build systems", env)
     which("patch", "to apply the patches in patches/", env)
+    users = [r.name for r in recipes.values() if r.configure_command[0] == "cmake"]
+    if users:
+        which("cmake", f"to build {', '.join(users)} (pip install cmake, or apt-get install cmake)", env)
     probe = subprocess.run(shlex.split(env["CC"]) + ["--version"], capture_output=True, text=True, env=dict(env))
     if probe.returncode != 0:
         raise MissingRequirementError(f"the C compiler {cc} does not run", probe.stderr.strip()[:500],
@@ -128,13 +147,21 @@ def apply_patches(recipe: Recipe, src: Path, logs: Path, env) -> None:
 
 
 def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision], settings: Settings,
-                   config_cache: Path):
+                   config_cache: Path, vendor: Path):
+    """The arguments after the recipe's configure command. Vendored libraries install straight
+    into `vendor` (a private directory of the build, never installed); in the portable profile
+    every feature's library is found there."""
     mine = [d for d in decisions.values() if d.feature.component == recipe.name]
     modules = list(recipe.modules) + [m for d in mine if d.built for m in d.feature.modules]
-    args = [a.format(stage=stage, modules=" ".join(modules), config_cache=config_cache) for a in recipe.configure]
+    prefix = vendor if recipe.vendored else PREFIX
+    args = [a.format(prefix=prefix, stage=stage, modules=" ".join(modules), config_cache=config_cache)
+            for a in recipe.configure]
+    if settings.profile == "portable":
+        args += recipe.portable_configure
     for d in mine:
-        args += d.configure_args(str(settings.feature_dirs.get(d.feature.name, "")))
-    return [f"--prefix={PREFIX}", *args]
+        directory = vendor if settings.profile == "portable" else settings.feature_dirs.get(d.feature.name, "")
+        args += d.configure_args(str(directory))
+    return args
 
 
 def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
@@ -153,12 +180,19 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
             run(argv, component=recipe.name, step=name, log_path=logs / f"{recipe.name}-{name}.log",
                 cwd=src, env=env)
 
+    # a vendored library installs straight into the build's private vendor prefix (DESTDIR empty)
+    fill = {"jobs": settings.jobs, "destdir": "" if recipe.vendored else own_root, "compiled_prefix": PREFIX}
     with phase(f"extract+patch {recipe.name}"):
         extract(recipe, tarball, work / "src")
         apply_patches(recipe, src, logs, env)
-    step("configure", ["./configure", *configure])
-    step("make", ["make", f"-j{settings.jobs}", *recipe.make])
-    step("install", ["make", f"DESTDIR={own_root}", *recipe.install])
+    step("configure", [*recipe.configure_command, *configure])
+    step("make", [a.format(**fill) for a in recipe.make_command + recipe.make])
+    step("install", [a.format(**fill) for a in recipe.install_command + recipe.install])
+    if recipe.vendored:  # only its licence goes into the package; the library is linked in
+        (stage / "licenses" / recipe.name).mkdir(parents=True, exist_ok=True)
+        for name in recipe.license_files:
+            shutil.copyfile(src / name, stage / "licenses" / recipe.name / Path(name).name)
+        return
     # libtool archives name the compiled-in prefix, which does not exist: later components and
     # third-party builds link with -L/-l from the relocatable *-config scripts instead.
     for la in (own / "lib").glob("*.la"):
@@ -255,12 +289,24 @@ def user_libdirs(settings: Settings, decisions) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def profile_recipes(settings: Settings) -> Dict[str, Recipe]:
+    """The recipes of the settings' profile; a vendored library whose feature is off is left out."""
+    recipes = load_recipes(profile=settings.profile)
+    unused = {r.name for r in recipes.values() if r.vendored and settings.features.get(r.provides) == "off"}
+    return {n: replace(r, depends=tuple(d for d in r.depends if d not in unused))
+            for n, r in recipes.items() if n not in unused}
+
+
 def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
-    recipes = recipes or load_recipes()
-    env = build_env(settings, source_date_epoch(recipes))
-    compiler = check_toolchain(env)
-    decisions = decide(all_features(recipes), settings, env["CC"], env)
+    if recipes is None or settings.profile != "system":
+        recipes = profile_recipes(settings)
+    env = build_env(settings, source_date_epoch(recipes), recipes)
+    compiler = check_toolchain(env, recipes)
+    if settings.profile == "portable":
+        decisions = decide_vendored(all_features(recipes), settings, recipes)
+    else:
+        decisions = decide(all_features(recipes), settings, env["CC"], env)
     key, key_parts = cache.key(recipes, settings, decisions, compiler)
     target = out_dir / "httpd"
     if target.exists():
@@ -303,11 +349,16 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
     check_space(work)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
-    own_flags = HARDENING_LDFLAGS.split()
-    if not settings.strip:  # debug information names source files: map the build directory out
-        own_flags.append(f"-ffile-prefix-map={work}={BUILD_DIR_SHOWN}")
-        env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
-    args = {name: configure_args(r, stage, decisions, settings, work / "config.cache") for name, r in recipes.items()}
+    own_flags = HARDENING_LDFLAGS.split() + (portable_ldflags(recipes).split() if settings.profile == "portable" else [])
+    # debug information and __FILE__ (in assertions: nghttp2's) name source files: map the build
+    # directory out
+    own_flags.append(f"-ffile-prefix-map={work}={BUILD_DIR_SHOWN}")
+    env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
+    vendor = work / "vendor"
+    if settings.profile == "portable":  # pkg-config sees the vendored libraries and nothing else
+        env = dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig"))
+    args = {name: configure_args(r, stage, decisions, settings, work / "config.cache", vendor)
+            for name, r in recipes.items()}
     try:
         with phase("fetch+verify sources"):
             tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
@@ -322,6 +373,10 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
                      for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key, libdirs)
             relocate.check(stage, work, libdirs)
+            relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules])
+            if settings.profile == "portable":
+                relocate.check_hidden(stage, [vendor / "lib" / a for r in recipes.values() if r.vendored
+                                              for a in r.static_libs])
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")

@@ -119,3 +119,20 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
             "\n\n" + "\n\n".join(missing) + "\n",
             "install the package(s) named above, then run the install again")
     return decisions
+
+
+def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes) -> Dict[str, Decision]:
+    """The portable profile: every feature is built with the library recipe that provides it
+    (unless it is off); nothing is looked up on this machine."""
+    providers = {r.provides: r for r in recipes.values() if r.vendored}
+    decisions: Dict[str, Decision] = {}
+    for name, feature in features.items():
+        mode = settings.features[name]
+        if mode == "off":
+            decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
+            continue
+        vendored = providers[name]
+        decisions[name] = Decision(feature, mode, True,
+                                   f"{feature.library} {vendored.version} built in (portable profile)",
+                                   vendored.source.sha256)
+    return decisions

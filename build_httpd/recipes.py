@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -21,6 +21,9 @@ PATCHES_DIR = ROOT / "patches"
 
 # The order the components are built in is derived from `depends`; this is only the set we expect.
 COMPONENTS = ("apr", "pcre2", "apr-util", "httpd")
+# Build profiles: `system` links the system's OpenSSL, nghttp2, brotli, zlib and expat; `portable`
+# builds them too (the recipes that say `profile = "portable"`) and links them in statically.
+PROFILES = ("system", "portable")
 FEATURE_MODES = ("auto", "required", "off")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -32,6 +35,9 @@ class Source:
     size: int
     sha256: str
     skip: Tuple[str, ...] = ()  # paths inside the source tree that are not unpacked
+    top: str = ""  # the folder the tarball unpacks into, when it is not NAME-VERSION
+    origin: str = ""  # where the bytes and their sha256 come from (shown in `info` and the SBOM)
+    debian: str = ""  # the Debian source package carrying the same bytes (ci/fetch-debian-sources)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,14 @@ class Recipe:
     configure: Tuple[str, ...]
     make: Tuple[str, ...]
     install: Tuple[str, ...]
+    configure_command: Tuple[str, ...] = ("./configure",)
+    make_command: Tuple[str, ...] = ("make", "-j{jobs}")
+    install_command: Tuple[str, ...] = ("make", "DESTDIR={destdir}")
+    profile: str = ""  # "portable": built only for that profile, into the private vendor prefix
+    provides: str = ""  # the feature (of another component) this vendored library is for
+    static_libs: Tuple[str, ...] = ()  # its archives, whose symbols are hidden where linked in
+    link_also: Tuple[str, ...] = ()  # libraries its archives need, for every link that uses them
+    portable_configure: Tuple[str, ...] = ()  # more configure arguments in the portable profile
     modules: Tuple[str, ...] = ()
     prune: Tuple[str, ...] = ()
     license_files: Tuple[str, ...] = ()
@@ -77,7 +91,11 @@ class Recipe:
 
     @property
     def source_dir_name(self) -> str:
-        return f"{self.name}-{self.version}"
+        return self.source.top or f"{self.name}-{self.version}"
+
+    @property
+    def vendored(self) -> bool:
+        return bool(self.profile)
 
 
 def _take(table: dict, key: str, kind, path: Path, where: str, default=...):
@@ -148,7 +166,10 @@ def load_recipe(path: Path) -> Recipe:
                               "use an https:// URL")
     source = Source(filename=_take(source_table, "filename", str, path, "[source]"),
                     urls=urls, size=size, sha256=sha256,
-                    skip=_take(source_table, "skip", list, path, "[source]", default=()))
+                    skip=_take(source_table, "skip", list, path, "[source]", default=()),
+                    top=_take(source_table, "top", str, path, "[source]", default=""),
+                    origin=_take(source_table, "origin", str, path, "[source]", default=""),
+                    debian=_take(source_table, "debian", str, path, "[source]", default=""))
     name = _take(data, "name", str, path, "the recipe")
     if name != path.stem:
         raise RecipeError(f"recipe {path} names itself {name!r}", "a recipe file is named after its component",
@@ -158,6 +179,10 @@ def load_recipe(path: Path) -> Recipe:
         if not (PATCHES_DIR / patch).is_file():
             raise RecipeError(f"recipe {path} lists patch {patch!r}, which is not in {PATCHES_DIR}",
                               "a listed patch must exist", "add the patch file or remove it from the list")
+    profile = _take(data, "profile", str, path, "the recipe", default="")
+    if profile not in ("",) + PROFILES[1:]:
+        raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile",
+                          'use profile = "portable" or leave it out')
     features = tuple(_feature(n, t, name, path) for n, t in _take(data, "features", dict, path,
                                                                   "the recipe", default={}).items())
     return Recipe(
@@ -171,6 +196,15 @@ def load_recipe(path: Path) -> Recipe:
         configure=_take(build, "configure", list, path, "[build]", default=()),
         make=_take(build, "make", list, path, "[build]", default=()),
         install=_take(build, "install", list, path, "[build]", default=("install",)),
+        configure_command=_take(build, "configure_command", list, path, "[build]", default=("./configure",)),
+        make_command=_take(build, "make_command", list, path, "[build]", default=("make", "-j{jobs}")),
+        install_command=_take(build, "install_command", list, path, "[build]",
+                              default=("make", "DESTDIR={destdir}")),
+        portable_configure=_take(build, "portable_configure", list, path, "[build]", default=()),
+        profile=profile,
+        provides=_take(data, "provides", str, path, "the recipe", default=""),
+        static_libs=_take(data, "static_libs", list, path, "the recipe", default=()),
+        link_also=_take(data, "link_also", list, path, "the recipe", default=()),
         modules=_take(build, "modules", list, path, "[build]", default=()),
         prune=_take(build, "prune", list, path, "[build]", default=()),
         license_files=_take(build, "license_files", list, path, "[build]", default=()),
@@ -182,9 +216,20 @@ def load_recipe(path: Path) -> Recipe:
     )
 
 
-def load_recipes(directory: Path = RECIPES_DIR) -> Dict[str, Recipe]:
-    """All recipes, keyed by name, in an order where every component follows its dependencies."""
+def load_recipes(directory: Path = RECIPES_DIR, profile: str = "system") -> Dict[str, Recipe]:
+    """The recipes of a profile, keyed by name, in an order where every component follows its
+    dependencies. In the portable profile a component also depends on the vendored libraries of
+    its features."""
     found = {p.stem: load_recipe(p) for p in sorted(directory.glob("*.toml"))}
+    found = {n: r for n, r in found.items() if r.profile in ("", profile)}
+    owner = {f.name: r.name for r in found.values() for f in r.features}
+    for vendored in [r for r in found.values() if r.vendored]:
+        if vendored.provides not in owner:
+            raise RecipeError(f"recipe {vendored.path} provides {vendored.provides!r}, which no recipe has as a feature",
+                              "a vendored library is built for a feature of another component",
+                              "correct `provides`")
+        user = found[owner[vendored.provides]]
+        found[user.name] = replace(user, depends=user.depends + (vendored.name,))
     missing = [c for c in COMPONENTS if c not in found]
     if missing:
         raise RecipeError(f"no recipe for {', '.join(missing)} in {directory}",

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -248,3 +249,52 @@ def check(stage: Path, work: Optional[Path] = None, user_libdirs: Sequence[str] 
         raise BuildError("the finished httpd is not relocatable",
                          "these files would tie it to the build machine:\n  " + "\n  ".join(problems[:20]),
                          "report this as a bug in mod_wsgi-httpd")
+
+
+def exported_from(archives: Sequence[Path]) -> set:
+    """The global symbols the given static archives define."""
+    names = set()
+    for archive in archives:
+        out = tool_output(["nm", "--defined-only", "--extern-only", "--format=posix", str(archive)],
+                          "to list the symbols of the vendored libraries (binutils)")
+        names.update(line.split()[0] for line in out.splitlines() if len(line.split()) >= 2 and not line.endswith(":"))
+    return names
+
+
+def check_hidden(stage: Path, archives: Sequence[Path]) -> None:
+    """The portable profile's promise: nothing the package's binaries export comes from a vendored
+    library, and none of them needs a shared copy of one (it would be the system's)."""
+    vendored = exported_from(archives)
+    sonames = tuple(Path(a).name[: -len(".a")] + ".so" for a in archives)
+    problems = []
+    for path in files(stage):
+        if not is_elf(path):
+            continue
+        problems += [f"{path.relative_to(stage)} needs {n}" for n in needed(path) if n.startswith(sonames)]
+        out = tool_output(["readelf", "--dyn-syms", "-W", str(path)], "to read exported symbols (binutils)")
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) >= 8 and fields[4] in ("GLOBAL", "WEAK") and fields[6] != "UND":
+                if fields[7].split("@")[0] in vendored:
+                    problems.append(f"{path.relative_to(stage)} exports {fields[7]}")
+    if problems:
+        raise BuildError("a vendored library is not private to the modules it is linked into",
+                         "these would clash with the system's copies in the same process:\n  "
+                         + "\n  ".join(problems[:20]),
+                         "report this as a bug in mod_wsgi-httpd")
+
+
+def check_modules_load(stage: Path, modules: Sequence[str]) -> None:
+    """httpd itself loads every module a feature built (mod_proxy first, for mod_proxy_http2): a
+    symbol a module needs and nothing provides shows up here, not on a user's first start."""
+    names = (["proxy"] if any(m.startswith("proxy_") for m in modules) else []) + list(modules)
+    argv = [str(stage / "bin" / "httpd"), "-t", "-d", str(stage)]
+    for name in dict.fromkeys(names):
+        argv += ["-C", f"LoadModule {name}_module modules/mod_{name}.so"]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise BuildError("the built httpd does not run", str(e), "report this as a bug in mod_wsgi-httpd")
+    if result.returncode != 0 or "Syntax OK" not in result.stderr + result.stdout:
+        raise BuildError("the built httpd cannot load its own modules",
+                         (result.stderr or result.stdout).strip()[-1500:], "report this as a bug in mod_wsgi-httpd")

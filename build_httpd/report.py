@@ -21,11 +21,15 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
     info = {
         "package": "mod_wsgi-httpd",
         "version": package_version(recipes),
+        # system: OpenSSL, nghttp2, brotli, zlib and expat are the system's shared libraries;
+        # portable: the vendored components below are linked into the modules, symbols hidden
+        "profile": settings.profile,
         "components": {
             r.name: {"version": r.version, "license": r.license, "homepage": r.homepage,
                      "source": r.source.filename, "sha256": r.source.sha256, "size": r.source.size,
                      "urls": list(r.source.urls), "patches": list(r.patches),
-                     "configure": list(configure[r.name])}
+                     "configure": list(configure[r.name]),
+                     "linkage": _linkage(r), "origin": r.source.origin or "upstream release tarball"}
             for r in recipes.values()
         },
         "mpms": [n[len("mpm_"):] for n in names if n.startswith("mpm_")],
@@ -43,10 +47,16 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
         "build_key": build_key,
     }
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    (prefix / SBOM).write_text(json.dumps(sbom(recipes), indent=2) + "\n")
+    (prefix / SBOM).write_text(json.dumps(sbom(recipes, settings.profile, decisions), indent=2) + "\n")
 
 
-def sbom(recipes: Mapping[str, Recipe]) -> Dict[str, object]:
+def _linkage(recipe: Recipe) -> str:
+    if recipe.vendored:
+        return "static, symbols hidden (in the modules that use it)"
+    return "executable" if recipe.name == "httpd" else "shared library in lib/"
+
+
+def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None) -> Dict[str, object]:
     version = package_version(recipes)
     components = []
     for r in recipes.values():
@@ -60,7 +70,11 @@ def sbom(recipes: Mapping[str, Recipe]) -> Dict[str, object]:
             "externalReferences": [{"type": "distribution", "url": u} for u in r.source.urls]
             + [{"type": "website", "url": r.homepage}],
             "purl": f"pkg:generic/{r.name}@{r.version}?download_url={r.source.urls[0]}",
+            "properties": [{"name": "mod_wsgi-httpd:linkage", "value": _linkage(r)},
+                           {"name": "mod_wsgi-httpd:origin", "value": r.source.origin or "upstream release tarball"}],
         })
+    # system-linked libraries are not in the package: they are named as what it needs from the system
+    external = sorted({d.feature.library for d in (decisions or {}).values() if d.built}) if profile == "system" else []
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -68,7 +82,9 @@ def sbom(recipes: Mapping[str, Recipe]) -> Dict[str, object]:
         "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'mod_wsgi-httpd/' + version)}",
         "version": 1,
         "metadata": {"component": {"type": "application", "name": "mod_wsgi-httpd", "version": version,
-                                   "bom-ref": f"mod_wsgi-httpd@{version}"}},
+                                   "bom-ref": f"mod_wsgi-httpd@{version}"},
+                     "properties": [{"name": "mod_wsgi-httpd:profile", "value": profile}]
+                     + [{"name": "mod_wsgi-httpd:system-library", "value": lib} for lib in external]},
         "components": components,
         "dependencies": [{"ref": f"{r.name}@{r.version}",
                           "dependsOn": [f"{d}@{recipes[d].version}" for d in r.depends]}
@@ -81,7 +97,7 @@ def summary(prefix: Path) -> str:
     versions = ", ".join(f"{n} {c['version']}" for n, c in info["components"].items())
     built = [n for n, f in info["features"].items() if f["built"]]
     left = [f"{n} ({f['reason']})" for n, f in info["features"].items() if not f["built"]]
-    lines = [f"built {versions}",
+    lines = [f"built {versions} ({info.get('profile', 'system')} profile)",
              f"  MPMs: {', '.join(info['mpms'])}; {len(info['modules'])} modules",
              f"  features built: {', '.join(built) or 'none'}",
              f"  features left out: {'; '.join(left) or 'none'}"]

@@ -30,11 +30,12 @@ class Settings:
     features: Dict[str, str]  # feature name -> auto / required / off
     feature_dirs: Dict[str, Path] = field(default_factory=dict)
     keep_build: bool = False  # keep the build directory (sources, objects, logs) for debugging
+    profile: str = "system"  # system: link the system's libraries; portable: build them in
 
     def describe(self) -> Dict[str, object]:
         return {"features": dict(self.features),
                 "feature_dirs": {k: str(v) for k, v in self.feature_dirs.items()},
-                "strip": self.strip}
+                "strip": self.strip, "profile": self.profile}
 
 
 def default_cache_dir() -> Path:
@@ -43,7 +44,7 @@ def default_cache_dir() -> Path:
 
 
 def _describe_options(features) -> str:
-    keys = ["jobs=N", "sources=DIR", "cache-dir=DIR", "cache=on|off", "strip=on|off", "keep-build=on|off"]
+    keys = ["profile=system|portable", "jobs=N", "sources=DIR", "cache-dir=DIR", "cache=on|off", "strip=on|off", "keep-build=on|off"]
     keys += [f"{f}=auto|required|off" for f in features] + [f"{f}-dir=DIR" for f in features]
     return ", ".join(keys)
 
@@ -69,7 +70,7 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
             value = value[-1]
         config[key.lower().replace("_", "-")] = str(value)
 
-    known = {"jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
+    known = {"profile", "jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
     known |= set(features) | {f"{f}-dir" for f in features}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -113,6 +114,15 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
     strip = _bool(*get("strip")) if get("strip") else True
     keep_build = _bool(*get("keep-build")) if get("keep-build") else False
 
+    profile = "system"
+    if get("profile"):
+        where, value = get("profile")
+        profile = value.strip().lower()
+        if profile not in ("system", "portable"):
+            raise SettingError(f"{where} is {value!r}", "the build profiles are system (link the system's OpenSSL, "
+                               "nghttp2, brotli, zlib and expat) and portable (build them in)",
+                               "use profile=system or profile=portable")
+
     modes: Dict[str, str] = {}
     dirs: Dict[str, Path] = {}
     for name, allowed in features.items():
@@ -124,6 +134,11 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
         modes[name] = mode
         if get(f"{name}-dir"):
             where, value = get(f"{name}-dir")
+            if profile == "portable":
+                raise SettingError(f"{where} is set, and so is profile=portable",
+                                   f"the portable profile builds its own {name} library and never links one "
+                                   "from a directory", f"drop {where}, or build with profile=system")
             dirs[name] = Path(value).expanduser().resolve()
     return Settings(jobs=jobs, sources_dir=sources_dir, cache_dir=cache_dir, use_build_cache=use_build_cache,
-                    strip=strip, features=modes, feature_dirs=dirs, keep_build=keep_build)
+                    strip=strip, features=modes, feature_dirs=dirs, keep_build=keep_build,
+                    profile=profile)

@@ -2,6 +2,9 @@
 # otherwise; and the virtualenv they work in.
 # What building mod_wsgi-httpd with every feature needs (and ca-certificates: a trust store for pip).
 BUILD_PACKAGES="build-essential make patch perl ca-certificates libssl-dev libnghttp2-dev zlib1g-dev libexpat1-dev libbrotli-dev"
+# The portable wheel's build root: a compiler and the build tools (CMake for three of the vendored
+# libraries), and none of the -dev packages above: everything is built from the recipes.
+PORTABLE_BUILD_PACKAGES="build-essential make patch perl cmake ca-certificates python3 python3-venv"
 # Debian's own Python, with venv and the headers mod_wsgi compiles against.
 PYTHON_PACKAGES="python3 python3-venv python3-dev"
 # Only the tests: a client and certificates for HTTPS, git for the checkout's own files, and a system

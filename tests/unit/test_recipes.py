@@ -70,3 +70,28 @@ def test_a_patch_that_does_not_apply_is_a_hard_error(tmp_path):
         build.apply_patches(recipe, tmp_path, tmp_path / "logs", dict(os.environ))
     assert "apr-relocatable-config-script.patch does not apply" in str(e.value)
     assert "refresh" in str(e.value)
+
+
+def test_the_portable_profile_adds_the_vendored_libraries_before_their_users():
+    system, portable = load_recipes(), load_recipes(profile="portable")
+    vendored = {"openssl", "nghttp2", "brotli", "zlib", "expat"}
+    assert set(system) == {"apr", "apr-util", "pcre2", "httpd"}
+    assert set(portable) == set(system) | vendored
+    order = list(portable)
+    for name in ("openssl", "nghttp2", "brotli", "zlib"):
+        assert name in portable["httpd"].depends and order.index(name) < order.index("httpd")
+        assert name not in system["httpd"].depends
+    assert "expat" in portable["apr-util"].depends and order.index("expat") < order.index("apr-util")
+    for name in vendored:
+        r = portable[name]
+        assert r.vendored and r.source.origin and r.source.debian and r.license and r.license_files
+    assert portable["openssl"].version.startswith("3.5.")  # the LTS series the issue asks for
+    assert portable["brotli"].source_dir_name == "google-brotli-ed738e8"
+
+
+def test_a_vendored_library_for_an_unknown_feature_is_one_clear_error(recipes_copy):
+    edit(recipes_copy / "zlib.toml", 'provides = "deflate"', 'provides = "gzip"')
+    load_recipes(recipes_copy)  # the system profile does not read it
+    with pytest.raises(RecipeError) as e:
+        load_recipes(recipes_copy, profile="portable")
+    assert "'gzip'" in str(e.value) and "zlib.toml" in str(e.value)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from build_httpd import build, relocate
-from build_httpd.errors import MissingRequirementError
+from build_httpd.errors import BuildError, MissingRequirementError
 from build_httpd.recipes import load_recipes
 
 PREFIX = "/mod_wsgi.httpd"
@@ -200,3 +200,21 @@ def test_the_compilers_error_lines_come_first(tmp_path):
                                   "for i in $(seq 30); do echo noise $i; done\nexit $status\n")
     assert text.index("error lines") < text.index("undeclared_thing") < text.index("last lines")
     assert "noise 30" in text and "noise 1\n" not in text  # the tail is short
+
+
+def test_a_vendored_symbol_leaking_out_of_a_module_is_caught(tmp_path):
+    """The portable profile's no-clash promise, checked on real objects: the same static archive
+    linked into a module with and without -Wl,--exclude-libs."""
+    (tmp_path / "vend.c").write_text("int SSL_pretend(void) { return 42; }\n")
+    (tmp_path / "mod.c").write_text("int SSL_pretend(void);\nint module_entry(void) { return SSL_pretend(); }\n")
+    subprocess.run(["cc", "-c", "-fPIC", "-o", tmp_path / "vend.o", tmp_path / "vend.c"], check=True)
+    subprocess.run(["ar", "rcs", tmp_path / "libvend.a", tmp_path / "vend.o"], check=True)
+    for name, flags in (("hidden", ["-Wl,--exclude-libs,libvend.a"]), ("leaky", [])):
+        stage = tmp_path / name
+        (stage / "modules").mkdir(parents=True)
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", stage / "modules" / "mod_x.so", tmp_path / "mod.c",
+                        f"-L{tmp_path}", *flags, "-lvend"], check=True)
+    relocate.check_hidden(tmp_path / "hidden", [tmp_path / "libvend.a"])
+    with pytest.raises(BuildError) as e:
+        relocate.check_hidden(tmp_path / "leaky", [tmp_path / "libvend.a"])
+    assert "modules/mod_x.so exports SSL_pretend" in str(e.value)

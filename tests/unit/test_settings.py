@@ -105,3 +105,39 @@ def test_a_library_directory_without_its_pkgconfig_file_is_refused(tmp_path):
     (tmp_path / "lib" / "pkgconfig").mkdir(parents=True)
     (tmp_path / "lib" / "pkgconfig" / "openssl.pc").write_text("Name: OpenSSL\n")
     assert decide(FEATURES, settings({"ssl-dir": str(tmp_path)}), "cc", {"PATH": "/usr/bin:/bin"})["ssl"].built
+
+
+def test_the_portable_profile_is_a_setting_and_refuses_library_directories(tmp_path):
+    assert settings().profile == "system"
+    assert settings({"profile": "Portable"}).profile == "portable"
+    assert settings(env={"MOD_WSGI_HTTPD_PROFILE": "portable"}).profile == "portable"
+    with pytest.raises(SettingError) as e:
+        settings({"profile": "static"})
+    assert "profile=system or profile=portable" in str(e.value)
+    with pytest.raises(SettingError) as e:
+        settings({"profile": "portable", "ssl-dir": str(tmp_path)})
+    assert "ssl-dir" in str(e.value) and "builds its own" in str(e.value)
+
+
+def test_portable_decisions_build_every_feature_from_its_recipe_unless_off():
+    from build_httpd.features import decide_vendored
+    recipes = load_recipes(profile="portable")
+    decisions = decide_vendored(all_features(recipes), settings({"profile": "portable", "brotli": "off"}), recipes)
+    assert not decisions["brotli"].built and decisions["brotli"].reason == "brotli=off was asked for"
+    ssl = decisions["ssl"]
+    assert ssl.built and "OpenSSL 3.5" in ssl.reason and ssl.fingerprint == recipes["openssl"].source.sha256
+
+
+def test_portable_configure_points_every_feature_at_the_vendor_prefix(tmp_path):
+    from build_httpd.build import configure_args, profile_recipes
+    from build_httpd.features import decide_vendored
+    s = settings({"profile": "portable", "brotli": "off"})
+    recipes = profile_recipes(s)
+    assert "brotli" not in recipes and "brotli" not in recipes["httpd"].depends  # off: not built at all
+    decisions = decide_vendored(all_features(recipes), s, recipes)
+    vendor = tmp_path / "vendor"
+    httpd = configure_args(recipes["httpd"], tmp_path / "stage", decisions, s, tmp_path / "cache", vendor)
+    assert f"--with-ssl={vendor}" in httpd and f"--with-nghttp2={vendor}" in httpd and "--disable-brotli" in httpd
+    assert "--enable-ssl-staticlib-deps" in httpd and "--prefix=/mod_wsgi.httpd" in httpd
+    openssl = configure_args(recipes["openssl"], tmp_path / "stage", decisions, s, tmp_path / "cache", vendor)
+    assert f"--prefix={vendor}" in openssl and "no-shared" in openssl

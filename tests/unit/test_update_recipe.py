@@ -14,19 +14,25 @@ from build_httpd.recipes import RECIPES_DIR, load_recipes
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_writes_version_size_and_sha256_and_shows_the_diff(tmp_path):
+def update_with(tmp_path, filename, top):
+    """ci/update-recipe on a copy of the recipes, given one small tarball named `filename`."""
     recipes = tmp_path / "recipes"
     shutil.copytree(RECIPES_DIR, recipes)
-    tarball = tmp_path / "new" / "apr-1.7.7.tar.gz"
+    tarball = tmp_path / "new" / filename
     tarball.parent.mkdir()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("apr-1.7.7/README")
+        info = tarfile.TarInfo(f"{top}/README")
         info.size = 5
         tar.addfile(info, io.BytesIO(b"hello"))
     tarball.write_bytes(buffer.getvalue())
     result = subprocess.run([sys.executable, str(ROOT / "ci" / "update-recipe"), "--recipes", str(recipes),
                              str(tarball.parent)], capture_output=True, text=True)
+    return recipes, tarball, result
+
+
+def test_writes_version_size_and_sha256_and_shows_the_diff(tmp_path):
+    recipes, tarball, result = update_with(tmp_path, "apr-1.7.7.tar.gz", "apr-1.7.7")
     assert result.returncode == 0, result.stderr
     apr = load_recipes(recipes)["apr"]
     assert apr.version == "1.7.7" and apr.source.filename == "apr-1.7.7.tar.gz"
@@ -35,3 +41,13 @@ def test_writes_version_size_and_sha256_and_shows_the_diff(tmp_path):
     assert all("1.7.7" in url for url in apr.source.urls)
     assert "+version = \"1.7.7\"" in result.stdout and "-version = \"1.7.6\"" in result.stdout
     assert load_recipes(recipes)["httpd"].version == "2.4.69"  # the others are untouched
+
+
+def test_a_debian_orig_tarball_updates_the_recipe_that_names_its_source_package(tmp_path):
+    recipes, tarball, result = update_with(tmp_path, "openssl_3.5.8.orig.tar.gz", "openssl-3.5.8")
+    assert result.returncode == 0, result.stderr
+    openssl = load_recipes(recipes, profile="portable")["openssl"]
+    assert openssl.version == "3.5.8" and openssl.source.filename == "openssl-3.5.8.tar.gz"
+    assert openssl.source.sha256 == hashlib.sha256(tarball.read_bytes()).hexdigest()
+    assert all("3.5.8" in url for url in openssl.source.urls)
+    assert "set `debian`" in result.stderr

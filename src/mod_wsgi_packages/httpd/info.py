@@ -24,7 +24,12 @@ def gather():
 
 
 def render(info):
+    profile = info.get("profile", "system")
+    vendored = [n for n, c in info["components"].items() if c.get("linkage", "").startswith("static")]
+    linked = (f"portable: {', '.join(vendored)} built in (static, symbols hidden)" if profile == "portable"
+              else "system-linked: OpenSSL, nghttp2, brotli, zlib and expat are the system's shared libraries")
     lines = [f"mod_wsgi-httpd {info['version']}",
+             f"profile:   {linked}",
              f"prefix:    {info['prefix']}",
              f"httpd:     {info['httpd']}",
              f"compiler:  {info['compiler']}",
@@ -36,6 +41,10 @@ def render(info):
     for name, c in info["components"].items():
         lines.append(f"  {name} {c['version']}  ({c['license']})")
         lines.append(f"    source:    {c['source']}  sha256 {c['sha256']}")
+        if c.get("origin"):
+            lines.append(f"    origin:    {c['origin']}")
+        if c.get("linkage"):
+            lines.append(f"    linkage:   {c['linkage']}")
         lines.append(f"    configure: {' '.join(c['configure'])}")
     lines += ["", f"MPMs:      {', '.join(info['mpms'])}",
               f"modules:   {', '.join(info['modules'])}", "", "features:"]

@@ -1,0 +1,28 @@
+# The portable build's clash test: this app runs inside httpd next to mod_ssl (its OpenSSL built
+# in, symbols hidden) and uses Python's own ssl, hashlib and zlib, which load the system's libssl,
+# libcrypto and libz into the same process. It reports what it sees; ci/portable/check.py judges.
+import hashlib
+import json
+import ssl
+import zlib
+
+
+def application(environ, start_response):
+    data = b"mod_wsgi-httpd portable " * 100
+    with open("/proc/self/maps") as maps:
+        mapped = sorted({line.split()[-1] for line in maps
+                         if any(k in line for k in ("libssl", "libcrypto", "libz.", "libnghttp2", "libbrotli",
+                                                    "libexpat"))})
+    context = ssl.create_default_context()
+    body = json.dumps({
+        "python_openssl": ssl.OPENSSL_VERSION,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha3": hashlib.sha3_256(data).hexdigest(),
+        "zlib_runtime": zlib.ZLIB_RUNTIME_VERSION,
+        "zlib_roundtrip": zlib.decompress(zlib.compress(data)) == data,
+        "tls_context": context.protocol.name,
+        "ssl_protocol": environ.get("wsgi.url_scheme"),
+        "mapped": mapped,
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]

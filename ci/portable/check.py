@@ -1,0 +1,91 @@
+"""Run by ci/portable/check in a fresh root, with the virtualenv's python: serve ci/portable/app.wsgi
+through mod_wsgi-express with the portable build over HTTP, HTTPS and HTTP/2, and check that
+the httpd process uses the system's libssl/libcrypto/libz for Python and nothing else for those
+names (mod_ssl's own OpenSSL is linked in, invisible). Prints one JSON line of findings last;
+exits non-zero on the first failed check."""
+
+import hashlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import httpx
+
+VENV = Path(sys.prefix)
+TLS = Path(sys.argv[1])  # ca.crt, server.crt, server.key
+HTTP_PORT, HTTPS_PORT = int(sys.argv[2]), int(sys.argv[3])
+ROOT = Path("/srv/portable-check")
+
+
+def check(ok, what):
+    if not ok:
+        sys.exit(f"portable check FAILED: {what}")
+    print(f"ok: {what}", flush=True)
+
+
+def main():
+    ROOT.mkdir(parents=True, exist_ok=True)
+    app = ROOT / "app.wsgi"
+    app.write_text((Path(__file__).parent / "app.wsgi").read_text())
+    express = VENV / "bin" / "mod_wsgi-express"
+    subprocess.run([express, "setup-server", app, "--server-root", ROOT / "express", "--host", "127.0.0.1",
+                    "--port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT), "--server-name", "localhost",
+                    "--ssl-certificate-file", TLS / "server.crt", "--ssl-certificate-key-file", TLS / "server.key",
+                    "--http2", "--user", "nobody", "--group", "nogroup", "--locale", "C.UTF-8",
+                    "--log-to-terminal"], check=True)
+    subprocess.run([ROOT / "express" / "apachectl", "start"], check=True)
+    try:
+        verify = ssl.create_default_context(cafile=str(TLS / "ca.crt"))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                plain = httpx.get(f"http://127.0.0.1:{HTTP_PORT}/", timeout=10)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        with httpx.Client(verify=verify, http2=False, timeout=10) as client:
+            https = client.get(f"https://localhost:{HTTPS_PORT}/")
+        with httpx.Client(verify=verify, http2=True, timeout=10) as client:
+            h2 = client.get(f"https://localhost:{HTTPS_PORT}/")
+    finally:
+        subprocess.run([ROOT / "express" / "apachectl", "stop"])
+    for name, r in (("HTTP", plain), ("HTTPS", https), ("HTTP/2", h2)):
+        check(r.status_code == 200, f"{name} answered 200 ({r.status_code})")
+    check(https.http_version == "HTTP/1.1", "HTTPS without ALPN h2 is HTTP/1.1")
+    check(h2.http_version == "HTTP/2", f"HTTP/2 negotiated over TLS ({h2.http_version})")
+    seen = h2.json()
+    data = b"mod_wsgi-httpd portable " * 100
+    check(seen["python_openssl"] == ssl.OPENSSL_VERSION,
+          f"Python in httpd has the system's OpenSSL ({seen['python_openssl']}), as outside it")
+    check(seen["sha256"] == hashlib.sha256(data).hexdigest() and seen["sha3"] == hashlib.sha3_256(data).hexdigest(),
+          "hashlib in httpd computes what it computes outside")
+    check(seen["zlib_runtime"] == zlib.ZLIB_RUNTIME_VERSION and seen["zlib_roundtrip"],
+          f"zlib in httpd is the system's ({seen['zlib_runtime']}) and round-trips")
+    prefix = Path(subprocess.run([VENV / "bin" / "python", "-c",
+                                  "import mod_wsgi_packages.httpd as h; print(h.PREFIX)"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+    inside = [m for m in seen["mapped"] if m.startswith(str(VENV))]
+    check(not inside, f"no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped ({inside})")
+    check(any("libssl.so" in m for m in seen["mapped"]) and any("libcrypto.so" in m for m in seen["mapped"]),
+          f"the system's libssl and libcrypto are mapped for Python's ssl ({seen['mapped']})")
+    readelf = subprocess.run(["readelf", "-d", prefix / "modules" / "mod_ssl.so"], capture_output=True, text=True)
+    check("libssl" not in readelf.stdout and "libcrypto" not in readelf.stdout,
+          "mod_ssl.so needs no shared libssl/libcrypto")
+    dynsym = subprocess.run(["readelf", "--dyn-syms", "-W", prefix / "modules" / "mod_ssl.so"],
+                            capture_output=True, text=True).stdout
+    exported = [line.split()[-1] for line in dynsym.splitlines()
+                if " GLOBAL " in line and " UND " not in line and line.split()[-1].startswith(("SSL_", "EVP_", "OPENSSL_"))]
+    check(not exported, f"mod_ssl.so exports no OpenSSL symbol ({exported[:5]})")
+    print(json.dumps({"system_openssl": ssl.OPENSSL_VERSION, "mapped": seen["mapped"],
+                      "http2": h2.http_version}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The portable wheel (issue: install in seconds anywhere): built by ci/build-portable-wheel in a
+fresh Debian 11 root, repaired by auditwheel to manylinux_2_31, then installed on a fresh Debian
+root that has python3, python3-venv, a compiler and python3-dev but nothing of OpenSSL, nghttp2,
+brotli, zlib or expat beyond what Python itself brings (ci/portable/check), where mod_wsgi builds
+against it and serves an app that uses ssl, hashlib and zlib over HTTP, HTTPS and HTTP/2.
+
+Which roots: PORTABLE_SUITES (default "bookworm"; "bullseye bookworm trixie" for Debian 11-13).
+Like the fresh-machine test, this archives the committed HEAD.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from .conftest import MOD_WSGI, ROOT, VERSION, free_port, make_venv, run
+from .test_fresh_machines import fresh_root_available
+
+sys.path.insert(0, str(ROOT / "ci"))
+from local_index import local_index  # noqa: E402
+
+SUITES = os.environ.get("PORTABLE_SUITES", "bookworm").split()
+BUILD_TIMEOUT = 3000  # seconds: a Debian 11 root, apt-get, OpenSSL and httpd from scratch on 2 CPUs
+
+
+@pytest.fixture(scope="session")
+def portable_wheel(tmp_path_factory):
+    why = fresh_root_available()
+    if why:
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("portable-wheel")
+    result = subprocess.run(["bash", ROOT / "ci" / "build-portable-wheel", out], capture_output=True, text=True,
+                            timeout=BUILD_TIMEOUT)
+    assert result.returncode == 0, f"build-portable-wheel failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    path = result.stdout.strip().splitlines()[-1]  # the wheel's path is printed last
+    assert path.endswith(".whl") and os.path.isfile(path), result.stdout[-3000:]
+    return path
+
+
+def test_the_portable_wheel_is_manylinux_2_31_and_self_contained(portable_wheel):
+    name = os.path.basename(portable_wheel)
+    machine = os.uname().machine
+    assert re.fullmatch(rf"mod_wsgi_httpd-{re.escape(VERSION)}-py3-none-manylinux_2_31_{machine}\.whl", name), name
+    show = open(portable_wheel[:-len(".whl")] + ".auditwheel.txt").read()
+    assert f"manylinux_2_31_{machine}" in show
+    with zipfile.ZipFile(portable_wheel) as wheel:
+        names = wheel.namelist()
+        info = json.loads(wheel.read("mod_wsgi_packages/httpd/build-info.json"))
+        sbom = json.loads(wheel.read("mod_wsgi_packages/httpd/sbom.cdx.json"))
+    # nothing of the five libraries is a shared object in the wheel (they are linked in), and
+    # every vendored component is reported with its version, hash and licence
+    shared = [n for n in names if re.search(r"/lib(ssl|crypto|nghttp2|brotli\w*|z|expat)[-.].*so", n)]
+    assert not shared, shared
+    assert info["profile"] == "portable"
+    vendored = {n: c for n, c in info["components"].items() if c["linkage"].startswith("static")}
+    assert set(vendored) == {"openssl", "nghttp2", "brotli", "zlib", "expat"}
+    assert all(info["features"][f]["built"] for f in ("ssl", "http2", "brotli", "deflate", "expat"))
+    for name in vendored:
+        assert f"mod_wsgi_packages/httpd/licenses/{name}/" in "\n".join(names)
+    refs = {c["name"]: c for c in sbom["components"]}
+    assert refs["openssl"]["version"].startswith("3.5.") and refs["openssl"]["hashes"][0]["content"] == \
+        info["components"]["openssl"]["sha256"]
+    assert {"name": "mod_wsgi-httpd:profile", "value": "portable"} in sbom["metadata"]["properties"]
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(suite, portable_wheel, tmp_path):
+    """Item 2 and 4 of the issue, in one fresh root per suite; ci/portable/check.py names each check."""
+    inbox = tmp_path / "in"
+    (inbox / "wheel").mkdir(parents=True)
+    (inbox / "tls").mkdir()
+    run(["cp", portable_wheel, inbox / "wheel"])
+    tls = inbox / "tls"
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+         "-keyout", tls / "ca.key", "-out", tls / "ca.crt"])
+    (tls / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", tls / "server.key",
+         "-out", tls / "server.csr"])
+    run(["openssl", "x509", "-req", "-in", tls / "server.csr", "-CA", tls / "ca.crt", "-CAkey", tls / "ca.key",
+         "-CAcreateserial", "-days", "2", "-out", tls / "server.crt", "-extfile", tls / "san.ext"])
+    for p in tls.iterdir():
+        os.chmod(p, 0o644)
+    env = dict(os.environ, FRESH_ROOT_IN=str(inbox),
+               FRESH_ROOT_ENV=f"HTTP_PORT={free_port()} HTTPS_PORT={free_port()} MOD_WSGI_SPEC={MOD_WSGI}")
+    result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", suite, "bash", "ci/portable/check"], env=env,
+                            capture_output=True, text=True, timeout=1800)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    for expected in ("HTTP/2 negotiated over TLS", "Python in httpd has the system's OpenSSL",
+                     "no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped",
+                     "mod_ssl.so exports no OpenSSL symbol"):
+        assert f"ok: {expected}" in output, output[-8000:]
+    findings = json.loads(result.stdout.strip().splitlines()[-1])
+    assert findings["http2"] == "HTTP/2" and findings["mapped"]
+
+
+def test_pip_picks_the_portable_wheel_from_a_real_index(portable_wheel, tmp_path):
+    """Item 5: the sdist and the portable wheel on a real index server (pypiserver) on 127.0.0.1;
+    a plain `pip install --index-url … mod_wsgi-httpd` in a new virtualenv takes the wheel and
+    compiles nothing. (The time it takes is measured by bench/run.py, not asserted here.)"""
+    index = tmp_path / "index"
+    index.mkdir()
+    run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", index, ROOT])
+    assert not (ROOT / "upstream").exists()
+    shutil.copy(portable_wheel, index)
+    venv = make_venv(tmp_path / "venv", pip="upgrade")
+    with local_index(index, tmp_path / "pypiserver") as url:
+        # --isolated: this machine's pip configuration (its own index) plays no part
+        result = venv.pip("--isolated", "install", "--no-cache-dir", "--index-url", url, "mod_wsgi-httpd",
+                          env=dict(os.environ, MOD_WSGI_HTTPD_NO_CACHE="1"))
+    out = result.stdout + result.stderr
+    assert os.path.basename(portable_wheel) in out and "Building wheel" not in out, out[-3000:]
+    info = run([venv.bin / "mod_wsgi-httpd", "info", "--json"]).stdout
+    assert json.loads(info)["profile"] == "portable"
+    text = run([venv.bin / "mod_wsgi-httpd", "info"]).stdout
+    assert "profile:   portable: " in text and "openssl 3.5." in text
