@@ -44,7 +44,7 @@ def main():
         deadline = time.monotonic() + 60
         while True:
             try:
-                plain = httpx.get(f"http://127.0.0.1:{HTTP_PORT}/", timeout=10)
+                plain = httpx.get(f"http://localhost:{HTTP_PORT}/", timeout=10)  # the --server-name
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
