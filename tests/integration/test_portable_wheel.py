@@ -5,6 +5,7 @@ brotli, zlib or expat beyond what Python itself brings (ci/portable/check), wher
 against it and serves an app that uses ssl, hashlib and zlib over HTTP, HTTPS and HTTP/2.
 
 Which roots: PORTABLE_SUITES (default "bookworm"; "bullseye bookworm trixie" for Debian 11-13).
+PORTABLE_WHEEL=PATH tests that wheel instead of building one (e.g. the other suites, after a run).
 Like the fresh-machine test, this archives the committed HEAD.
 """
 
@@ -33,6 +34,8 @@ def portable_wheel(tmp_path_factory):
     why = fresh_root_available()
     if why:
         pytest.skip(why)
+    if os.environ.get("PORTABLE_WHEEL"):
+        return os.environ["PORTABLE_WHEEL"]
     out = tmp_path_factory.mktemp("portable-wheel")
     result = subprocess.run(["bash", ROOT / "ci" / "build-portable-wheel", out], capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT)
