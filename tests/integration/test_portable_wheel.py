@@ -79,13 +79,17 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(suite, port
     (inbox / "tls").mkdir()
     run(["cp", portable_wheel, inbox / "wheel"])
     tls = inbox / "tls"
+    # extensions strict enough for Python 3.13's default verification (VERIFY_X509_STRICT)
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
          "-keyout", tls / "ca.key", "-out", tls / "ca.crt"])
-    (tls / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (tls / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                                    "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+                                    "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n")
     run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", tls / "server.key",
          "-out", tls / "server.csr"])
     run(["openssl", "x509", "-req", "-in", tls / "server.csr", "-CA", tls / "ca.crt", "-CAkey", tls / "ca.key",
-         "-CAcreateserial", "-days", "2", "-out", tls / "server.crt", "-extfile", tls / "san.ext"])
+         "-CAcreateserial", "-days", "2", "-out", tls / "server.crt", "-extfile", tls / "server.ext"])
     for p in tls.iterdir():
         os.chmod(p, 0o644)
     env = dict(os.environ, FRESH_ROOT_IN=str(inbox),
