@@ -65,6 +65,10 @@ def test_the_portable_wheel_is_manylinux_2_31_and_self_contained(portable_wheel)
     assert all(info["features"][f]["built"] for f in ("ssl", "http2", "brotli", "deflate", "expat"))
     for name in vendored:
         assert f"mod_wsgi_packages/httpd/licenses/{name}/" in "\n".join(names)
+    # what auditwheel grafted (libcrypt) comes with its licence too
+    grafted = [n for n in names if n.startswith("mod_wsgi_httpd.libs/") and ".so" in n]
+    assert grafted and all(re.match(r"mod_wsgi_httpd\.libs/lib[\w+]+-[0-9a-f]{8}\.so", n) for n in grafted), grafted
+    assert "mod_wsgi_packages/httpd/licenses/libcrypt1/copyright" in names
     refs = {c["name"]: c for c in sbom["components"]}
     assert refs["openssl"]["version"].startswith("3.5.") and refs["openssl"]["hashes"][0]["content"] == \
         info["components"]["openssl"]["sha256"]
