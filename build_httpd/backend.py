@@ -21,12 +21,17 @@ BUILD_BASE_ENV = "_MOD_WSGI_HTTPD_BUILD_BASE"
 def get_requires_for_build_wheel(config_settings=None):
     """setuptools' own, plus CMake from the package index for a portable build on a machine
     without one (three of the vendored libraries build with CMake)."""
+    from .errors import BuildError
+    from .recipes import all_features, load_recipes
+    from .settings import load_settings
+
     requires = list(_setuptools.get_requires_for_build_wheel(config_settings))
-    settings = dict(config_settings or {})
-    profile = settings.get("profile") or os.environ.get("MOD_WSGI_HTTPD_PROFILE", "")
-    if isinstance(profile, list):
-        profile = profile[-1] if profile else ""
-    if str(profile).strip().lower() == "portable" and not shutil.which("cmake"):
+    try:
+        features = {name: f.modes for name, f in all_features(load_recipes()).items()}
+        portable = load_settings(config_settings, features).profile == "portable"
+    except BuildError:  # a bad setting: build_wheel says so, with the whole message
+        portable = False
+    if portable and not shutil.which("cmake"):
         requires.append("cmake>=3.16")
     return requires
 

@@ -42,13 +42,18 @@ HARDENING_CPPFLAGS = "-D_FORTIFY_SOURCE=2"
 HARDENING_LDFLAGS = "-Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"
 
 
+def vendored_archives(recipes: Mapping[str, Recipe]) -> list:
+    """The file names of the static archives the vendored libraries install into vendor/lib."""
+    return [a for r in recipes.values() if r.vendored for a in r.static_libs]
+
+
 def portable_ldflags(recipes: Mapping[str, Recipe]) -> str:
     """The portable profile links its libraries statically; this makes every symbol that comes
     from their archives local to the module or program it is linked into (mod_ssl's OpenSSL is
     mod_ssl's alone: Python's _ssl in the same process binds to the system's libssl, and neither to
     the other). Only those archives: httpd's own (libmain.a, …) must keep exporting the API its
     modules link against."""
-    archives = [a for r in recipes.values() if r.vendored for a in r.static_libs]
+    archives = vendored_archives(recipes)
     return f"-Wl,--exclude-libs,{':'.join(archives)}" if archives else ""
 
 
@@ -188,18 +193,17 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
     step("configure", [*recipe.configure_command, *configure])
     step("make", [a.format(**fill) for a in recipe.make_command + recipe.make])
     step("install", [a.format(**fill) for a in recipe.install_command + recipe.install])
-    if recipe.vendored:  # only its licence goes into the package; the library is linked in
-        (stage / "licenses" / recipe.name).mkdir(parents=True, exist_ok=True)
-        for name in recipe.license_files:
-            shutil.copyfile(src / name, stage / "licenses" / recipe.name / Path(name).name)
+    # a vendored library's licence goes straight into the package (the library is linked in)
+    licenses = (stage if recipe.vendored else own) / "licenses" / recipe.name
+    licenses.mkdir(parents=True, exist_ok=True)
+    for name in recipe.license_files:
+        shutil.copyfile(src / name, licenses / Path(name).name)
+    if recipe.vendored:
         return
     # libtool archives name the compiled-in prefix, which does not exist: later components and
     # third-party builds link with -L/-l from the relocatable *-config scripts instead.
     for la in (own / "lib").glob("*.la"):
         la.unlink()
-    (own / "licenses" / recipe.name).mkdir(parents=True, exist_ok=True)
-    for name in recipe.license_files:
-        shutil.copyfile(src / name, own / "licenses" / recipe.name / name)
     relocate.point_at_stage(own, stage, PREFIX)
     relocate.merge_into(own, stage)
     shutil.rmtree(own_root)
@@ -375,8 +379,7 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
             relocate.check(stage, work, libdirs)
             relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules])
             if settings.profile == "portable":
-                relocate.check_hidden(stage, [vendor / "lib" / a for r in recipes.values() if r.vendored
-                                              for a in r.static_libs])
+                relocate.check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)])
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")

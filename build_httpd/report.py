@@ -29,7 +29,7 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
                      "source": r.source.filename, "sha256": r.source.sha256, "size": r.source.size,
                      "urls": list(r.source.urls), "patches": list(r.patches),
                      "configure": list(configure[r.name]),
-                     "linkage": _linkage(r), "origin": r.source.origin or "upstream release tarball"}
+                     "linkage": _linkage(r), "origin": _origin(r)}
             for r in recipes.values()
         },
         "mpms": [n[len("mpm_"):] for n in names if n.startswith("mpm_")],
@@ -48,6 +48,10 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
     }
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
     (prefix / SBOM).write_text(json.dumps(sbom(recipes, settings.profile, decisions), indent=2) + "\n")
+
+
+def _origin(recipe: Recipe) -> str:
+    return recipe.source.origin or "upstream release tarball"
 
 
 def _linkage(recipe: Recipe) -> str:
@@ -71,7 +75,7 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None)
             + [{"type": "website", "url": r.homepage}],
             "purl": f"pkg:generic/{r.name}@{r.version}?download_url={r.source.urls[0]}",
             "properties": [{"name": "mod_wsgi-httpd:linkage", "value": _linkage(r)},
-                           {"name": "mod_wsgi-httpd:origin", "value": r.source.origin or "upstream release tarball"}],
+                           {"name": "mod_wsgi-httpd:origin", "value": _origin(r)}],
         })
     # system-linked libraries are not in the package: they are named as what it needs from the system
     external = sorted({d.feature.library for d in (decisions or {}).values() if d.built}) if profile == "system" else []
