@@ -26,6 +26,7 @@ COMPONENTS = ("apr", "pcre2", "apr-util", "httpd")
 PROFILES = ("system", "portable")
 FEATURE_MODES = ("auto", "required", "off")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DEBIAN_PACKAGE = re.compile(r"^([a-z0-9][a-z0-9+.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,11 @@ class Source:
     skip: Tuple[str, ...] = ()  # paths inside the source tree that are not unpacked
     top: str = ""  # the folder the tarball unpacks into, when it is not NAME-VERSION
     origin: str = ""  # where the bytes and their sha256 come from (shown in `info` and the SBOM)
-    debian: str = ""  # the Debian source package carrying the same bytes (ci/fetch-debian-sources)
+    debian: str = ""  # the Debian source package whose .orig tarball these bytes may be (by sha256)
+    debian_revision: str = ""  # the Debian revision whose security patches the recipe applies
+    # whether this package's sdists carry the file in upstream/: they carry the system profile's
+    # tarballs (build_sdist), not the portable profile's (the release's sources archive does)
+    in_sdists: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Feature:
     # with a -dir setting, one of these must be in DIR, or the component's configure would quietly
     # use the system's copy of the library instead
     dir_needs_one_of: Tuple[str, ...] = ()
+    # the macro (or macros joined by dots) of `header` that give the library's version
+    version_macro: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,13 @@ class Recipe:
     features: Tuple[Feature, ...] = ()
     package_build: int = 0
     source_date_epoch: int = 0
+    # [updates], read by ci/check-updates: the release series followed (OpenSSL's LTS), and the
+    # upstream page listing releases with a pattern whose group is a version
+    cpe: str = ""  # CPE 2.3 vendor:product, as vulnerability databases name the component
+    purl: str = ""  # package URL, {version} (and {version_}: dots as underscores) filled in
+    series: str = ""
+    updates_url: str = ""
+    updates_pattern: str = ""
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -96,6 +110,13 @@ class Recipe:
     @property
     def vendored(self) -> bool:
         return bool(self.profile)
+
+    def cpe23(self, version: str) -> str:
+        vendor, product = self.cpe.split(":")
+        return f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*"
+
+    def package_url(self, version: str) -> str:
+        return self.purl.format(version=version, version_=version.replace(".", "_"))
 
 
 def _take(table: dict, key: str, kind, path: Path, where: str, default=...):
@@ -137,6 +158,7 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         with_dir=_take(table, "with_dir", list, path, where, default=()),
         off=_take(table, "off", list, path, where, default=()),
         dir_needs_one_of=_take(table, "dir_needs_one_of", list, path, where, default=()),
+        version_macro=_take(table, "version_macro", str, path, where, default=""),
     )
 
 
@@ -164,12 +186,22 @@ def load_recipe(path: Path) -> Recipe:
         if not url.startswith(("https://", "http://")):
             raise RecipeError(f"recipe {path}: URL {url!r} is not http(s)", "sources are fetched over HTTP(S)",
                               "use an https:// URL")
-    source = Source(filename=_take(source_table, "filename", str, path, "[source]"),
+    profile = _take(data, "profile", str, path, "the recipe", default="")
+    if profile not in ("",) + PROFILES[1:]:
+        raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile",
+                          'use profile = "portable" or leave it out')
+    source = Source(in_sdists=not profile, filename=_take(source_table, "filename", str, path, "[source]"),
                     urls=urls, size=size, sha256=sha256,
                     skip=_take(source_table, "skip", list, path, "[source]", default=()),
                     top=_take(source_table, "top", str, path, "[source]", default=""),
                     origin=_take(source_table, "origin", str, path, "[source]", default=""),
-                    debian=_take(source_table, "debian", str, path, "[source]", default=""))
+                    debian=_take(source_table, "debian", str, path, "[source]", default=""),
+                    debian_revision=_take(source_table, "debian_revision", str, path, "[source]", default=""))
+    if not _DEBIAN_PACKAGE.match(source.debian):
+        raise RecipeError(f"recipe {path}: [source] debian is {source.debian!r}",
+                          "it names a Debian source package, never a revision (a revision leaves the "
+                          "archive's index with the next security update; the file is found by its sha256)",
+                          'write the package name alone, e.g. debian = "expat"')
     name = _take(data, "name", str, path, "the recipe")
     if name != path.stem:
         raise RecipeError(f"recipe {path} names itself {name!r}", "a recipe file is named after its component",
@@ -179,10 +211,11 @@ def load_recipe(path: Path) -> Recipe:
         if not (PATCHES_DIR / patch).is_file():
             raise RecipeError(f"recipe {path} lists patch {patch!r}, which is not in {PATCHES_DIR}",
                               "a listed patch must exist", "add the patch file or remove it from the list")
-    profile = _take(data, "profile", str, path, "the recipe", default="")
-    if profile not in ("",) + PROFILES[1:]:
-        raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile",
-                          'use profile = "portable" or leave it out')
+    updates = _take(data, "updates", dict, path, "the recipe", default={})
+    cpe = _take(data, "cpe", str, path, "the recipe")
+    if not re.match(r"^[a-z0-9_.-]+:[a-z0-9_.-]+$", cpe):
+        raise RecipeError(f"recipe {path}: cpe is {cpe!r}", "it is the CPE 2.3 vendor:product pair, e.g. openssl:openssl",
+                          "write it as NVD names the component")
     features = tuple(_feature(n, t, name, path) for n, t in _take(data, "features", dict, path,
                                                                   "the recipe", default={}).items())
     return Recipe(
@@ -212,6 +245,11 @@ def load_recipe(path: Path) -> Recipe:
         features=features,
         package_build=_take(data, "package_build", int, path, "the recipe", default=0),
         source_date_epoch=_take(data, "source_date_epoch", int, path, "the recipe", default=0),
+        cpe=cpe,
+        purl=_take(data, "purl", str, path, "the recipe"),
+        series=_take(updates, "series", str, path, "[updates]", default=""),
+        updates_url=_take(updates, "url", str, path, "[updates]", default=""),
+        updates_pattern=_take(updates, "pattern", str, path, "[updates]", default=""),
         path=path,
     )
 

@@ -1,9 +1,12 @@
 """Fetch and verify: a source file comes from the first place that has it, and is used only after
 its size and sha256 match the recipe.
 
+A file is wanted by identity (file name, size, sha256), never by a release's or a revision's name.
 Places, in order: MOD_WSGI_HTTPD_SOURCES (a directory), the sdist's own upstream/ folder, the user
-cache, the recipe's URLs, and the `upstream/` folder of a mod_wsgi-httpd sdist on the package index
-pip is configured to use.
+cache, the recipe's URLs, Debian's archive (located through its source indexes by the sha256, for a
+recipe that names a Debian source package; the archive is the one apt is configured with), and the
+`upstream/` folder of a mod_wsgi-httpd sdist on the package index pip is configured to use (for the
+files such an sdist carries).
 
 Verify, then use the same bytes: whatever the place, the file is copied into the build's private
 directory while it is hashed, and only that copy is ever extracted; the place may change afterwards
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from . import network
+from . import debian, network
 from .console import progress, say
 from .errors import FetchError, VerificationError
 from .network import redact
@@ -49,6 +52,14 @@ class TransferError(Exception):
 class PermanentError(Exception):
     """A transfer that will not succeed if tried again from the same place (404, 403...)."""
 
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status code, when the server answered
+
+
+class UntrustedCertificate(PermanentError):
+    """The server's TLS certificate is not trusted: the advice is about trust, not the place."""
+
 
 # -- verification ---------------------------------------------------------------------------------
 
@@ -58,22 +69,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def verify(path: Path, source: Source, origin: str) -> None:
-    """Raise VerificationError unless `path` has exactly the recipe's size and sha256."""
-    size = path.stat().st_size
-    if size != source.size:
-        raise VerificationError(
-            f"{source.filename} from {origin} is {size} bytes, not the {source.size} the recipe says",
-            "the file is truncated, or is not the release the recipe pins",
-            f"delete {path} if it is a local copy, then install again")
-    actual = sha256_of(path)
-    if actual != source.sha256:
-        raise VerificationError(
-            f"{source.filename} from {origin} has sha256 {actual}, but the recipe expects {source.sha256}",
-            "these are not the bytes of the pinned release (tampered with, or corrupted)",
-            f"delete {path} if it is a local copy, and check where it came from; it was not used")
 
 
 def _stream_into(target_dir: Path, chunks: Iterable[bytes], source: Source, origin: str) -> Path:
@@ -112,7 +107,7 @@ def _connect_error(e, url: str) -> Exception:
     """A host that cannot be resolved, refuses connections or presents a certificate we do not
     trust will not answer differently on a retry; a timeout or a reset might."""
     if network.is_certificate_error(e):
-        return PermanentError("the server's TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)")
+        return UntrustedCertificate("the server's TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)")
     text = str(e)
     for marker, what in (("NameResolutionError", "cannot resolve the host name"),
                          ("Name or service not known", "cannot resolve the host name"),
@@ -135,7 +130,7 @@ def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int
         raise TransferError(f"{type(e).__name__}: {network.redact_text(str(e), [url])[:200]}") from e
     with response:
         if 400 <= response.status_code < 500:
-            raise PermanentError(f"HTTP {response.status_code}")
+            raise PermanentError(f"HTTP {response.status_code}", response.status_code)
         if response.status_code >= 300:
             raise TransferError(f"HTTP {response.status_code}")
         bar = progress(total, label)
@@ -191,7 +186,7 @@ def index_sdists(session, index_url: str) -> List[Tuple[str, str, Optional[str]]
     try:
         body = b"".join(_http_chunks(session, page, "index page", None, INDEX_PAGE_LIMIT))
     except PermanentError as e:
-        if str(e) == "HTTP 404":
+        if e.status == 404:
             return []
         raise
     parser = _Links()
@@ -262,6 +257,7 @@ def _download_to(session, url: str, path: Path) -> Path:
 def _extract_upstream(sdist: Path, wanted: Dict[str, Source], target_dir: Path, origin: str,
                       tried: Dict[str, List[str]]) -> Dict[str, Path]:
     got: Dict[str, Path] = {}
+    failed = set()  # the members found but not usable (already recorded in `tried`)
     try:
         with tarfile.open(sdist, "r:gz") as tar:
             for member in tar:
@@ -276,12 +272,14 @@ def _extract_upstream(sdist: Path, wanted: Dict[str, Source], target_dir: Path, 
                     except (TransferError, VerificationError) as e:
                         # one bad carrier must not stop the install: the next sdist may be good
                         tried[source.filename].append(f"{where}: {e}")
+                        failed.add(source.filename)
     except (tarfile.TarError, OSError, EOFError) as e:
         for name in wanted:
-            if name not in got:
+            if name not in got and name not in failed:
                 tried[name].append(f"{origin}: not a readable sdist ({e})")
+                failed.add(name)
     for name in wanted:
-        if name not in got and not any(origin in t for t in tried[name]):
+        if name not in got and name not in failed:
             tried[name].append(f"{origin}: does not carry upstream/{name}")
     return got
 
@@ -308,10 +306,12 @@ def _copy_verified(path: Path, source: Source, origin: str, private: Path) -> Pa
 def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache_dir: Optional[Path],
                    scratch_dir: Path, index_urls: Optional[List[str]] = None,
                    sleep: Callable[[float], None] = time.sleep,
-                   bundled_dir: Optional[Path] = None) -> Dict[str, Path]:
+                   bundled_dir: Optional[Path] = None,
+                   debian_archives: Optional[List[debian.Archive]] = None) -> Dict[str, Path]:
     """A verified private copy of every source file, in scratch_dir/sources, keyed by filename.
     bundled_dir is the upstream/ folder of an sdist of this package. cache_dir is the source cache
-    (None: no cache; the caller decides whether a cache can be trusted)."""
+    (None: no cache; the caller decides whether a cache can be trusted). debian_archives: None reads
+    them from apt's configuration; [] asks none."""
     sources = list(sources)
     private = scratch_dir / "sources"
     private.mkdir(parents=True, exist_ok=True)
@@ -347,64 +347,174 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
             tried[name].append(f"{cached}: not cached yet")
 
     missing = [s for s in sources if s.filename not in found]
-    certificate_failed = False
+    untrusted = False
     if missing:
         session = network.session()
+
+        def settle_all(got: Dict[str, Path], where: str) -> None:
+            for name, tmp in got.items():
+                found[name] = _settle(tmp, private / name)
+                say(f"{name}: verified from {where}")
+
         for source in missing:
             for url in source.urls:
+                chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
                 try:
-                    chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
                     tmp = _with_retries(lambda: _stream_into(private, chunks(), source, url), source.filename, sleep)
-                except VerificationError as e:
-                    raise e
                 except (TransferError, PermanentError) as e:
+                    untrusted |= isinstance(e, UntrustedCertificate)
                     tried[source.filename].append(f"{redact(url)}: {e}")
                     continue
-                except OSError as e:  # pragma: no cover - the private directory is ours
-                    raise FetchError(f"could not write {source.filename} into {private}", str(e),
-                                     "check the free space and permissions of the build directory") from e
-                found[source.filename] = _settle(tmp, private / source.filename)
-                say(f"{source.filename}: downloaded and verified from {redact(url)}")
+                settle_all({source.filename: tmp}, f"a download from {redact(url)}")
                 break
         still = {s.filename: s for s in missing if s.filename not in found}
         if still:
+            archives = debian.archives() if debian_archives is None else debian_archives
+            got, distrust = _from_debian(session, still, private, tried, archives, sleep)
+            untrusted |= distrust
+            settle_all(got, "Debian's archive")
+        still = {n: s for n, s in still.items() if n not in found}
+        carried = {n: s for n, s in still.items() if s.in_sdists}
+        for name in still:
+            if name not in carried:
+                tried[name].append("mod_wsgi-httpd sdists on the package index: they carry only the "
+                                   "system profile's tarballs, not this one")
+        if carried:
             urls = network.index_urls() if index_urls is None else index_urls
             if not urls:
-                for name in still:
+                for name in carried:
                     tried[name].append("package index: pip reports no http(s) index URL")
-            for name, tmp in _from_sdists(session, still, private, tried, urls, sleep).items():
-                found[name] = _settle(tmp, private / name)
-                say(f"{name}: verified from a mod_wsgi-httpd sdist on the package index")
-        certificate_failed = any("CERTIFICATE_VERIFY_FAILED" in t for n in tried for t in tried[n])
+            settle_all(_from_sdists(session, carried, private, tried, urls, sleep),
+                       "a mod_wsgi-httpd sdist on the package index")
         if cache_dir is not None:
             for source in missing:
                 if source.filename in found:
                     _remember(found[source.filename], cache_dir)
 
-    unresolved = [s.filename for s in sources if s.filename not in found]
+    unresolved = [s for s in sources if s.filename not in found]
     if unresolved:
-        lines = "\n".join(f"  {name}:\n" + "\n".join(f"    - {t}" for t in tried[name]) for name in unresolved)
-        fix = ("download the file(s) from the URL in recipes/ on a machine that can reach it and point "
-               "MOD_WSGI_HTTPD_SOURCES at the directory holding them; they are verified before use")
-        if certificate_failed:
+        lines = "\n".join(f"  {s.filename} ({s.size} bytes, sha256 {s.sha256}):\n"
+                          + "\n".join(f"    - {t}" for t in tried[s.filename]) for s in unresolved)
+        fix = ("download the file(s) on a machine that can reach one of these places (or take them from "
+               "this release's sources archive, docs/releasing.md) and point MOD_WSGI_HTTPD_SOURCES "
+               "(-C sources=DIR) at the directory holding them; they are verified before use")
+        if untrusted:
             fix = session.trust.advice() + "; or " + fix
-        raise FetchError(f"could not obtain a verified copy of {', '.join(unresolved)}",
+        raise FetchError(f"could not obtain a verified copy of {', '.join(s.filename for s in unresolved)}",
                          f"every place was tried:\n{lines}\n", fix)
     return found
+
+
+def _from_debian(session, wanted: Dict[str, Source], private: Path, tried: Dict[str, List[str]],
+                 archives: List[debian.Archive], sleep) -> Tuple[Dict[str, Path], bool]:
+    """The wanted files that Debian's source indexes list by their size and sha256, downloaded
+    from the pool path the index gives and verified against the recipe. Returns them and whether
+    a server's certificate was not trusted."""
+    got: Dict[str, Path] = {}
+    untrusted = False
+    looking = {n: s for n, s in wanted.items() if s.debian}
+    for name in wanted:
+        if name not in looking:
+            tried[name].append("Debian's archive: the recipe names no Debian source package")
+    if not looking:
+        return got, untrusted
+    if not archives:
+        for name in looking:
+            tried[name].append("Debian's archive: this machine's apt configuration names none")
+        return got, untrusted
+    packages = {s.debian for s in looking.values()}
+    read: List[str] = []
+    unread: List[str] = []
+    for archive in archives:
+        for suite in archive.suites():
+            if not looking:
+                return got, untrusted
+            try:
+                entries = _debian_index(session, archive, suite, packages, sleep)
+            except (TransferError, PermanentError) as e:
+                untrusted |= isinstance(e, UntrustedCertificate)
+                if not (isinstance(e, PermanentError) and e.status == 404):  # not every mirror has every suite
+                    unread.append(f"{suite} ({e})")
+                continue
+            read.append(suite)
+            for name, source in list(looking.items()):
+                for entry in entries:
+                    filename = entry.file(source.size, source.sha256) if entry.package == source.debian else None
+                    if not filename:
+                        continue
+                    url = archive.file_url(entry.directory, filename)
+                    where = f"{redact(url)} (Debian {suite}: {entry.package} {entry.version})"
+                    chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
+                    try:
+                        got[name] = _with_retries(lambda: _stream_into(private, chunks(), source, where), name, sleep)
+                    except (TransferError, PermanentError, VerificationError) as e:
+                        untrusted |= isinstance(e, UntrustedCertificate)
+                        tried[name].append(f"{where}: {e}")
+                        continue
+                    del looking[name]
+                    break
+    shown = ", ".join(redact(a.uri) for a in archives)
+    for name, source in looking.items():
+        tried[name].append(f"Debian's archive ({shown}): no source index read ({', '.join(read) or 'none'}) "
+                           f"lists a file of {source.debian} with this size and sha256"
+                           + (f"; not readable: {'; '.join(unread)}" if unread else ""))
+    return got, untrusted
+
+
+def debian_entries(session, archives: List[debian.Archive], packages, sleep=time.sleep):
+    """Every stanza of `packages` in every suite the archives serve, with its archive; the suites
+    read; and those that could not be read, with why (a suite a mirror lacks is neither)."""
+    entries: List[Tuple[debian.Archive, debian.Entry]] = []
+    read: List[str] = []
+    unread: List[str] = []
+    for archive in archives:
+        for suite in archive.suites():
+            try:
+                found = _debian_index(session, archive, suite, packages, sleep)
+            except (TransferError, PermanentError) as e:
+                if not (isinstance(e, PermanentError) and e.status == 404):
+                    unread.append(f"{suite}: {e}")
+                continue
+            read.append(suite)
+            entries += [(archive, entry) for entry in found]
+    return entries, read, unread
+
+
+def _debian_index(session, archive: debian.Archive, suite: str, packages, sleep) -> List[debian.Entry]:
+    """The stanzas of `packages` in one suite's Sources index, in the first compression served."""
+    last: Optional[PermanentError] = None
+    for compression, _ in debian.COMPRESSIONS:
+        url = archive.index_url(suite, compression)
+        try:
+            body = _with_retries(lambda: b"".join(_http_chunks(session, url, f"Debian {suite} sources index", None,
+                                                               debian.INDEX_LIMIT)), f"Debian {suite}", sleep)
+        except PermanentError as e:
+            if e.status != 404:
+                raise
+            last = e
+            continue
+        try:
+            text = debian.decompress(compression, body)
+        except (OSError, EOFError, ValueError) as e:  # lzma.LZMAError and zlib errors derive from these
+            raise TransferError(f"the {compression} index did not decompress ({type(e).__name__})") from e
+        return debian.parse_sources(text, suite, packages)
+    raise last or PermanentError("no index", 404)
 
 
 def _remember(verified: Path, cache_dir: Path) -> None:
     """Copy a verified private file into the source cache: beside its final name, then renamed, so
     that the cache holds either nothing or the whole verified file."""
+    tmp: Optional[Path] = None
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{verified.name}.", suffix=".part", dir=cache_dir)
+        fd, name = tempfile.mkstemp(prefix=f".{verified.name}.", suffix=".part", dir=cache_dir)
         os.close(fd)
+        tmp = Path(name)
         shutil.copyfile(verified, tmp)
-        _settle(Path(tmp), cache_dir / verified.name)
+        _settle(tmp, cache_dir / verified.name)
     except OSError as e:
-        if "tmp" in locals():
-            Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         say(f"could not keep {verified.name} in the source cache {cache_dir} ({e.strerror}); the build goes on")
 
 

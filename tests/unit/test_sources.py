@@ -50,29 +50,6 @@ def cache_is_clean(dirs):
 
 # -- verification ----------------------------------------------------------------------------------
 
-def test_verify_accepts_the_right_bytes(tmp_path):
-    path = tmp_path / NAME
-    path.write_bytes(PAYLOAD)
-    sources.verify(path, source(), "a test")
-
-
-def test_verify_rejects_tampered_bytes_naming_both_hashes(tmp_path):
-    path = tmp_path / NAME
-    path.write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]))
-    with pytest.raises(VerificationError) as e:
-        sources.verify(path, source(), "a test")
-    text = str(e.value)
-    assert NAME in text and source().sha256 in text
-    assert hashlib.sha256(path.read_bytes()).hexdigest() in text
-
-
-def test_verify_rejects_a_truncated_file(tmp_path):
-    path = tmp_path / NAME
-    path.write_bytes(PAYLOAD[:1000])
-    with pytest.raises(VerificationError, match="1000 bytes"):
-        sources.verify(path, source(), "a test")
-
-
 # -- resolution order ------------------------------------------------------------------------------
 
 def private(dirs):
