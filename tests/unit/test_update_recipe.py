@@ -50,4 +50,4 @@ def test_a_debian_orig_tarball_updates_the_recipe_that_names_its_source_package(
     assert openssl.version == "3.5.8" and openssl.source.filename == "openssl-3.5.8.tar.gz"
     assert openssl.source.sha256 == hashlib.sha256(tarball.read_bytes()).hexdigest()
     assert all("3.5.8" in url for url in openssl.source.urls)
-    assert "set `debian`" in result.stderr
+    assert "check `origin`" in result.stderr and "debian_revision" in result.stderr
