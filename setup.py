@@ -13,6 +13,7 @@ from setuptools.command.build_py import build_py as _build_py
 
 from build_httpd.backend import BUILD_BASE_ENV, BUILT_PREFIX_ENV
 from build_httpd.recipes import load_recipes, package_version
+from build_httpd.report import SBOM
 
 
 class build(_build):
@@ -65,6 +66,15 @@ class bdist_wheel(_bdist_wheel):
     def get_tag(self):
         _, _, platform = super().get_tag()
         return "py3", "none", platform
+
+    def egg2dist(self, egginfo_path, distinfo_path):
+        """The SBOM of what the wheel carries also goes where PEP 770 says tools look for it."""
+        super().egg2dist(egginfo_path, distinfo_path)
+        built = os.environ.get(BUILT_PREFIX_ENV)
+        if built:  # not while only the metadata is prepared
+            sboms = Path(distinfo_path) / "sboms"
+            sboms.mkdir(exist_ok=True)
+            shutil.copyfile(Path(built) / SBOM, sboms / SBOM)
 
 
 setup(

@@ -52,7 +52,9 @@ def _digest_files(paths) -> str:
 
 
 def key(recipes: Mapping[str, Recipe], settings, decisions, compiler: str) -> Tuple[str, Dict[str, str]]:
-    env_flags = {v: os.environ.get(v, "") for v in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS", "SOURCE_DATE_EPOCH")}
+    # every variable of the environment that reaches configure and changes what it builds
+    env_flags = {v: os.environ.get(v, "") for v in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS", "LIBS", "PKG_CONFIG_PATH",
+                                                    "PKG_CONFIG_LIBDIR", "SOURCE_DATE_EPOCH")}
     parts = {
         "recipes": _digest_files(RECIPES_DIR.glob("*.toml")),
         "patches": _digest_files(PATCHES_DIR.glob("*.patch")),

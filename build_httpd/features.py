@@ -27,6 +27,7 @@ class Decision:
     built: bool
     reason: str  # why it is built or left out, for the summary and `mod_wsgi-httpd info`
     fingerprint: str = ""  # sha256 over the headers the compiler saw (a library upgrade changes it)
+    version: str = ""  # the library version its headers declare (the SBOM names it)
 
     def configure_args(self, directory: str = "") -> Tuple[str, ...]:
         if not self.built:
@@ -47,6 +48,27 @@ def header_visible(header: str, cc: str, env: Mapping[str, str], include_dir: Pa
             return subprocess.run(argv, capture_output=True, env=dict(env)).returncode == 0
         except OSError:
             return False
+
+
+def header_version(feature: Feature, cc: str, env: Mapping[str, str], include_dir: Path = None) -> str:
+    """The version the library's headers declare (the recipe's `version_macro`, expanded by the
+    preprocessor), or "" when they declare none."""
+    if not feature.version_macro:
+        return ""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.c"
+        probe.write_text(f"#include <{feature.header}>\nmod_wsgi_httpd_version: {feature.version_macro}\n")
+        extra = ["-I", str(include_dir)] if include_dir else []
+        argv = shlex.split(cc) + shlex.split(env.get("CPPFLAGS", "")) + extra + ["-E", "-P", str(probe)]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, env=dict(env))
+        except OSError:
+            return ""
+    for line in out.stdout.splitlines():
+        if line.startswith("mod_wsgi_httpd_version:"):
+            value = line.split(":", 1)[1].replace('"', "").replace(" ", "")
+            return value if value and value[0].isdigit() else ""
+    return ""
 
 
 def header_fingerprint(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> str:
@@ -102,7 +124,8 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
             continue
         if visible:
             decisions[name] = Decision(feature, mode, True, f"{feature.header} found {where}",
-                                       header_fingerprint(feature.header, cc, env, include_dir))
+                                       header_fingerprint(feature.header, cc, env, include_dir),
+                                       header_version(feature, cc, env, include_dir))
             continue
         reason = f"{feature.library} headers ({feature.header}) not found {where}"
         if mode == "required":
@@ -134,5 +157,5 @@ def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes
         vendored = providers[name]
         decisions[name] = Decision(feature, mode, True,
                                    f"{feature.library} {vendored.version} built in (portable profile)",
-                                   vendored.source.sha256)
+                                   vendored.source.sha256, vendored.version)
     return decisions

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Mapping
 
-from .recipes import Recipe, package_version
+from .recipes import Recipe, load_recipes, package_version
 
 BUILD_INFO = "build-info.json"
 SBOM = "sbom.cdx.json"
@@ -60,39 +60,74 @@ def _linkage(recipe: Recipe) -> str:
     return "executable" if recipe.name == "httpd" else "shared library in lib/"
 
 
+def _component(recipe: Recipe, version: str, **extra) -> Dict[str, object]:
+    """A CycloneDX component that vulnerability scanners can match: CPE 2.3 and package URL."""
+    component = {
+        "type": "application" if recipe.name == "httpd" else "library",
+        "bom-ref": f"{recipe.name}@{version}",
+        "name": recipe.name,
+        "version": version,
+        "cpe": recipe.cpe23(version),
+        "purl": recipe.package_url(version),
+        "licenses": [{"expression": recipe.license}],
+        "externalReferences": [{"type": "website", "url": recipe.homepage}],
+    }
+    component.update(extra)
+    return component
+
+
 def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None) -> Dict[str, object]:
     version = package_version(recipes)
     components = []
     for r in recipes.values():
-        components.append({
-            "type": "library" if r.name != "httpd" else "application",
-            "bom-ref": f"{r.name}@{r.version}",
-            "name": r.name,
-            "version": r.version,
-            "licenses": [{"expression": r.license}],
-            "hashes": [{"alg": "SHA-256", "content": r.source.sha256}],
-            "externalReferences": [{"type": "distribution", "url": u} for u in r.source.urls]
+        properties = [{"name": "mod_wsgi-httpd:linkage", "value": _linkage(r)},
+                      {"name": "mod_wsgi-httpd:origin", "value": _origin(r)}]
+        if r.patches:
+            properties += [{"name": "mod_wsgi-httpd:patch", "value": p} for p in r.patches]
+        if r.source.debian_revision:
+            properties.append({"name": "mod_wsgi-httpd:debian-security-patches", "value": r.source.debian_revision})
+        components.append(_component(
+            r, r.version,
+            hashes=[{"alg": "SHA-256", "content": r.source.sha256}],
+            externalReferences=[{"type": "distribution", "url": u} for u in r.source.urls]
             + [{"type": "website", "url": r.homepage}],
-            "purl": f"pkg:generic/{r.name}@{r.version}?download_url={r.source.urls[0]}",
-            "properties": [{"name": "mod_wsgi-httpd:linkage", "value": _linkage(r)},
-                           {"name": "mod_wsgi-httpd:origin", "value": _origin(r)}],
-        })
-    # system-linked libraries are not in the package: they are named as what it needs from the system
-    external = sorted({d.feature.library for d in (decisions or {}).values() if d.built}) if profile == "system" else []
+            properties=properties))
+    # The system profile links the system's shared libraries: they are not in the package, but
+    # they are in the process, so they are listed with the version whose headers it was built with
+    # (scope "excluded": not shipped).
+    needed = []
+    if profile == "system":
+        directory = next(iter(recipes.values())).path.parent
+        providers = {r.provides: r for r in load_recipes(directory, profile="portable").values() if r.vendored}
+        for name, decision in sorted((decisions or {}).items()):
+            provider = providers.get(name)
+            if not decision.built or provider is None:
+                continue
+            known = decision.version or "unknown"
+            component = _component(provider, known, scope="excluded", properties=[
+                {"name": "mod_wsgi-httpd:linkage", "value": "system shared library, not in the package"},
+                {"name": "mod_wsgi-httpd:built-against", "value": f"{decision.feature.header} of {known}"}])
+            if not decision.version:  # a CPE or purl without a version would match every release
+                component.pop("cpe")
+                component["purl"] = component["purl"].split("@")[0]
+            components.append(component)
+            needed.append(component["bom-ref"])
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
         # deterministic, so that the same recipes give the same SBOM (and the same wheel)
-        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'mod_wsgi-httpd/' + version)}",
+        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'mod_wsgi-httpd/' + version + '/' + profile)}",
         "version": 1,
         "metadata": {"component": {"type": "application", "name": "mod_wsgi-httpd", "version": version,
-                                   "bom-ref": f"mod_wsgi-httpd@{version}"},
-                     "properties": [{"name": "mod_wsgi-httpd:profile", "value": profile}]
-                     + [{"name": "mod_wsgi-httpd:system-library", "value": lib} for lib in external]},
+                                   "bom-ref": f"mod_wsgi-httpd@{version}",
+                                   "purl": f"pkg:pypi/mod-wsgi-httpd@{version}"},
+                     "properties": [{"name": "mod_wsgi-httpd:profile", "value": profile}]},
         "components": components,
-        "dependencies": [{"ref": f"{r.name}@{r.version}",
-                          "dependsOn": [f"{d}@{recipes[d].version}" for d in r.depends]}
-                         for r in recipes.values()],
+        "dependencies": [{"ref": f"mod_wsgi-httpd@{version}",
+                          "dependsOn": [f"{r.name}@{r.version}" for r in recipes.values()] + needed}]
+        + [{"ref": f"{r.name}@{r.version}",
+            "dependsOn": [f"{d}@{recipes[d].version}" for d in r.depends]}
+           for r in recipes.values()],
     }
 
 

@@ -236,7 +236,17 @@ def test_info_says_what_was_built(venv):
     assert {"ssl", "http2", "deflate", "brotli", "expat"} <= {n for n, f in data["features"].items() if f["built"]}
     sbom = json.loads(Path(data["sbom"]).read_text())
     assert sbom["bomFormat"] == "CycloneDX"
-    assert {c["name"] for c in sbom["components"]} == {"httpd", "apr", "apr-util", "pcre2"}
+    shipped = [c for c in sbom["components"] if c.get("scope") != "excluded"]
+    assert {c["name"] for c in shipped} == {"httpd", "apr", "apr-util", "pcre2"}
+    # the system libraries it links, with the versions of the headers it was built against (the
+    # installed -dev packages' versions), each with a CPE scanners match
+    linked = {c["name"]: c for c in sbom["components"] if c.get("scope") == "excluded"}
+    assert {"openssl", "nghttp2", "zlib", "expat", "brotli"} == set(linked)
+    ssl_version = run(["dpkg-query", "-W", "-f=${Version}", "libssl-dev"]).stdout.split("-")[0]
+    assert linked["openssl"]["cpe"] == f"cpe:2.3:a:openssl:openssl:{ssl_version}:*:*:*:*:*:*:*"
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(sbom)) is None
 
 
 def test_scripts_find_their_prefix_through_links_and_ignore_cdpath(venv, tmp_path):
