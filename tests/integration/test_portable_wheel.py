@@ -42,7 +42,29 @@ def portable_wheel(tmp_path_factory):
     assert result.returncode == 0, f"build-portable-wheel failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
     path = result.stdout.strip().splitlines()[-1]  # the wheel's path is printed last
     assert path.endswith(".whl") and os.path.isfile(path), result.stdout[-3000:]
+    (out / "build.log").write_text(result.stdout + result.stderr)
     return path
+
+
+def test_the_wheel_is_built_offline_from_the_release_artifacts_alone(portable_wheel):
+    """The release build needs nothing that can disappear: the sdist and the sources archive it
+    writes beside the wheel are all it was built from, in a network namespace with no network."""
+    out = os.path.dirname(portable_wheel)
+    log_path = os.path.join(out, "build.log")
+    if not os.path.exists(log_path):
+        pytest.skip("PORTABLE_WHEEL names a wheel built elsewhere: how it was built is not known here")
+    log = open(log_path).read()
+    assert "building offline (network interfaces: lo ) from the sdist and the sources archive" in log, log[-3000:]
+    sdist = f"mod_wsgi_httpd-{VERSION}.tar.gz"
+    archive = f"mod_wsgi_httpd-{VERSION}-sources.tar"
+    assert {sdist, archive} <= set(os.listdir(out))
+    import tarfile
+    with tarfile.open(os.path.join(out, archive)) as tar:
+        carried = set(tar.getnames())
+    from build_httpd.recipes import load_recipes
+    portable_only = {r.source.filename for r in load_recipes(profile="portable").values() if not r.source.in_sdists}
+    assert carried == portable_only | {"SHA256SUMS"}
+    assert "openssl-3.5.7.tar.gz: verified; upstream signature verified" in log
 
 
 def test_the_portable_wheel_is_manylinux_2_31_and_self_contained(portable_wheel):
@@ -55,6 +77,10 @@ def test_the_portable_wheel_is_manylinux_2_31_and_self_contained(portable_wheel)
         names = wheel.namelist()
         info = json.loads(wheel.read("mod_wsgi_packages/httpd/build-info.json"))
         sbom = json.loads(wheel.read("mod_wsgi_packages/httpd/sbom.cdx.json"))
+        # PEP 770: the same SBOM where tools look for it, listed in RECORD like every file
+        pep770 = f"mod_wsgi_httpd-{VERSION}.dist-info/sboms/sbom.cdx.json"
+        assert json.loads(wheel.read(pep770)) == sbom
+        assert pep770 in wheel.read(f"mod_wsgi_httpd-{VERSION}.dist-info/RECORD").decode()
     # nothing of the five libraries is a shared object in the wheel (they are linked in), and
     # every vendored component is reported with its version, hash and licence
     shared = [n for n in names if re.search(r"/lib(ssl|crypto|nghttp2|brotli\w*|z|expat)[-.].*so", n)]
@@ -73,6 +99,11 @@ def test_the_portable_wheel_is_manylinux_2_31_and_self_contained(portable_wheel)
     assert refs["openssl"]["version"].startswith("3.5.") and refs["openssl"]["hashes"][0]["content"] == \
         info["components"]["openssl"]["sha256"]
     assert {"name": "mod_wsgi-httpd:profile", "value": "portable"} in sbom["metadata"]["properties"]
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(sbom)) is None
+    assert all(c["cpe"].startswith("cpe:2.3:a:") and c["purl"] for c in sbom["components"])
+    assert refs["openssl"]["cpe"] == f"cpe:2.3:a:openssl:openssl:{refs['openssl']['version']}:*:*:*:*:*:*:*"
 
 
 @pytest.mark.parametrize("suite", SUITES)
