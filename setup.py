@@ -67,14 +67,15 @@ class bdist_wheel(_bdist_wheel):
         _, _, platform = super().get_tag()
         return "py3", "none", platform
 
-    def egg2dist(self, egginfo_path, distinfo_path):
-        """The SBOM of what the wheel carries also goes where PEP 770 says tools look for it."""
-        super().egg2dist(egginfo_path, distinfo_path)
+    def write_wheelfile(self, distinfo_path, *args, **kwargs):
+        """The SBOM of what the wheel carries also goes where PEP 770 says tools look for it (the
+        .dist-info directory is complete here, whether copied from prepared metadata or made)."""
+        super().write_wheelfile(distinfo_path, *args, **kwargs)
         built = os.environ.get(BUILT_PREFIX_ENV)
         if built:  # not while only the metadata is prepared
             sboms = Path(distinfo_path) / "sboms"
             sboms.mkdir(exist_ok=True)
-            shutil.copyfile(Path(built) / SBOM, sboms / SBOM)
+            shutil.copy2(Path(built) / SBOM, sboms / SBOM)
 
 
 setup(
