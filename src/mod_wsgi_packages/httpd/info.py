@@ -45,6 +45,8 @@ def render(info):
             lines.append(f"    origin:    {c['origin']}")
         if c.get("linkage"):
             lines.append(f"    linkage:   {c['linkage']}")
+        if c.get("patches"):
+            lines.append(f"    patches:   {', '.join(c['patches'])}")
         lines.append(f"    configure: {' '.join(c['configure'])}")
     lines += ["", f"MPMs:      {', '.join(info['mpms'])}",
               f"modules:   {', '.join(info['modules'])}", "", "features:"]
