@@ -205,15 +205,18 @@ def index_sdists(session, index_url: str) -> List[Tuple[str, str, Optional[str]]
 
 
 def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Dict[str, List[str]],
-                 index_urls: List[str], sleep) -> Dict[str, Path]:
+                 index_urls: List[str], sleep) -> Tuple[Dict[str, Path], bool]:
     """Take the wanted files out of the upstream/ folder of sdists on the index: the newest first;
-    one whose hash or members do not match is recorded and the next one tried."""
+    one whose hash or members do not match is recorded and the next one tried. Returns them and
+    whether a server's certificate was not trusted."""
     got: Dict[str, Path] = {}
+    untrusted = False
     for index_url in index_urls:
         shown_index = redact(index_url)
         try:
             sdists = _with_retries(lambda: index_sdists(session, index_url), f"index {shown_index}", sleep)
         except (TransferError, PermanentError) as e:
+            untrusted |= isinstance(e, UntrustedCertificate)
             for name in wanted:
                 tried[name].append(f"package index {shown_index}: {e}")
             continue
@@ -223,13 +226,14 @@ def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Di
         for filename, url, digest in sdists[:4]:
             missing = {n: s for n, s in wanted.items() if n not in got}
             if not missing:
-                return got
+                return got, untrusted
             shown = redact(url)
             with tempfile.TemporaryDirectory(dir=target_dir, prefix=".sdist-") as tmp:
                 sdist = Path(tmp) / filename
                 try:
                     _with_retries(lambda: _download_to(session, url, sdist), filename, sleep)
                 except (TransferError, PermanentError) as e:
+                    untrusted |= isinstance(e, UntrustedCertificate)
                     for name in missing:
                         tried[name].append(f"{shown}: {e}")
                     continue
@@ -238,7 +242,7 @@ def _from_sdists(session, wanted: Dict[str, Source], target_dir: Path, tried: Di
                         tried[name].append(f"{shown}: sha256 differs from the index's, not opened")
                     continue
                 got.update(_extract_upstream(sdist, missing, target_dir, shown, tried))
-    return got
+    return got, untrusted
 
 
 def _download_to(session, url: str, path: Path) -> Path:
@@ -384,8 +388,9 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
             if not urls:
                 for name in carried:
                     tried[name].append("package index: pip reports no http(s) index URL")
-            settle_all(_from_sdists(session, carried, private, tried, urls, sleep),
-                       "a mod_wsgi-httpd sdist on the package index")
+            got, distrust = _from_sdists(session, carried, private, tried, urls, sleep)
+            untrusted |= distrust
+            settle_all(got, "a mod_wsgi-httpd sdist on the package index")
         if cache_dir is not None:
             for source in missing:
                 if source.filename in found:

@@ -39,13 +39,14 @@ def pki(tmp_path_factory):
     return d
 
 
-def obtain(url, tmp_path, environ, files=()):
+def obtain(url, tmp_path, environ, files=(), index_urls=()):
     """obtain_sources with pip's settings as given (nothing read from this machine's pip)."""
     settings = network.pip_settings(environ, files=files, default_index=None)
     original = network.session
     network.session = lambda: original(settings, environ)
     try:
-        return sources.obtain_sources([SOURCE_FOR(url)], None, None, tmp_path, index_urls=[], sleep=lambda s: None)
+        return sources.obtain_sources([SOURCE_FOR(url)], None, None, tmp_path, index_urls=list(index_urls),
+                                      sleep=lambda s: None)
     finally:
         network.session = original
 
@@ -112,6 +113,16 @@ def test_a_private_ca_is_not_trusted_by_default_and_the_message_says_what_to_do(
     assert "pip config set global.cert" in text and "never turned off" in text
     assert "/f" not in server.routes.hits  # no request was sent over an unverified connection
     assert not list((tmp_path / "sources").iterdir())
+
+
+def test_an_untrusted_package_index_gets_the_same_advice(pki, tmp_path):
+    with MisbehavingServer(tls=(pki / "server.pem", pki / "server.key")) as server:
+        with pytest.raises(FetchError) as e:
+            obtain("http://127.0.0.1:9/nothing-listens-here", tmp_path, CLEAN_ENV, index_urls=[server.url + "/simple"])
+    text = str(e.value)
+    assert "package index" in text and "CERTIFICATE_VERIFY_FAILED" in text
+    assert "pip config set global.cert" in text  # the advice is about trust, whichever place failed
+    assert not server.routes.hits
 
 
 @pytest.mark.parametrize("how", ["PIP_CERT", "pip.conf cert", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"])
