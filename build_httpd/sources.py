@@ -429,35 +429,29 @@ def _from_debian(session, wanted: Dict[str, Source], private: Path, tried: Dict[
         return got, untrusted
     packages = {s.debian for s in looking.values()}
     read: List[str] = []
-    unread: List[str] = []
-    for archive in archives:
-        for suite in archive.suites():
-            if not looking:
-                return got, untrusted
-            try:
-                entries = _debian_index(session, archive, suite, packages, sleep)
-            except (TransferError, PermanentError) as e:
-                untrusted |= isinstance(e, UntrustedCertificate)
-                if not (isinstance(e, PermanentError) and e.status == 404):  # not every mirror has every suite
-                    unread.append(f"{suite} ({e})")
-                continue
-            read.append(suite)
-            for name, source in list(looking.items()):
-                for entry in entries:
-                    filename = entry.file(source.size, source.sha256) if entry.package == source.debian else None
-                    if not filename:
-                        continue
-                    url = archive.file_url(entry.directory, filename)
-                    where = f"{redact(url)} (Debian {suite}: {entry.package} {entry.version})"
-                    chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
-                    try:
-                        got[name] = _with_retries(lambda: _stream_into(private, chunks(), source, where), name, sleep)
-                    except (TransferError, PermanentError, VerificationError) as e:
-                        untrusted |= isinstance(e, UntrustedCertificate)
-                        tried[name].append(f"{where}: {e}")
-                        continue
-                    del looking[name]
-                    break
+    failures: list = []
+    for archive, suite, entries in _debian_suites(session, archives, packages, sleep, failures):
+        read.append(suite)
+        for name, source in list(looking.items()):
+            for entry in entries:
+                filename = entry.file(source.size, source.sha256) if entry.package == source.debian else None
+                if not filename:
+                    continue
+                url = archive.file_url(entry.directory, filename)
+                where = f"{redact(url)} (Debian {suite}: {entry.package} {entry.version})"
+                chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
+                try:
+                    got[name] = _with_retries(lambda: _stream_into(private, chunks(), source, where), name, sleep)
+                except (TransferError, PermanentError, VerificationError) as e:
+                    untrusted |= isinstance(e, UntrustedCertificate)
+                    tried[name].append(f"{where}: {e}")
+                    continue
+                del looking[name]
+                break
+        if not looking:  # no further index is read
+            return got, untrusted
+    untrusted |= any(isinstance(e, UntrustedCertificate) for e in failures)
+    unread = [f"{suite} ({e})" for suite, e in failures]
     shown = ", ".join(redact(a.uri) for a in archives)
     for name, source in looking.items():
         tried[name].append(f"Debian's archive ({shown}): no source index read ({', '.join(read) or 'none'}) "
@@ -466,23 +460,31 @@ def _from_debian(session, wanted: Dict[str, Source], private: Path, tried: Dict[
     return got, untrusted
 
 
-def debian_entries(session, archives: List[debian.Archive], packages, sleep=time.sleep):
-    """Every stanza of `packages` in every suite the archives serve, with its archive; the suites
-    read; and those that could not be read, with why (a suite a mirror lacks is neither)."""
-    entries: List[Tuple[debian.Archive, debian.Entry]] = []
-    read: List[str] = []
-    unread: List[str] = []
+def _debian_suites(session, archives: List[debian.Archive], packages, sleep, failures: list):
+    """(archive, suite, stanzas of `packages`) for every suite the archives serve, in order; a suite
+    that cannot be read is appended to `failures` as (suite, error) — one a mirror lacks (404) is
+    not: not every mirror has every suite."""
     for archive in archives:
         for suite in archive.suites():
             try:
                 found = _debian_index(session, archive, suite, packages, sleep)
             except (TransferError, PermanentError) as e:
                 if not (isinstance(e, PermanentError) and e.status == 404):
-                    unread.append(f"{suite}: {e}")
+                    failures.append((suite, e))
                 continue
-            read.append(suite)
-            entries += [(archive, entry) for entry in found]
-    return entries, read, unread
+            yield archive, suite, found
+
+
+def debian_entries(session, archives: List[debian.Archive], packages, sleep=time.sleep):
+    """Every stanza of `packages` in every suite the archives serve, with its archive; the suites
+    read; and those that could not be read, with why."""
+    failures: list = []
+    entries: List[Tuple[debian.Archive, debian.Entry]] = []
+    read: List[str] = []
+    for archive, suite, found in _debian_suites(session, archives, packages, sleep, failures):
+        read.append(suite)
+        entries += [(archive, entry) for entry in found]
+    return entries, read, [f"{suite}: {e}" for suite, e in failures]
 
 
 def _debian_index(session, archive: debian.Archive, suite: str, packages, sleep) -> List[debian.Entry]:
