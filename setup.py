@@ -11,7 +11,7 @@ from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
 from setuptools.command.build import build as _build
 from setuptools.command.build_py import build_py as _build_py
 
-from build_httpd.backend import BUILD_BASE_ENV, BUILT_PREFIX_ENV
+from build_httpd.backend import BUILD_BASE_ENV, BUILT_PREFIX_ENV, PLATFORM_ENV
 from build_httpd.recipes import load_recipes, package_version
 from build_httpd.report import SBOM
 
@@ -64,8 +64,10 @@ class BinaryDistribution(Distribution):
 
 class bdist_wheel(_bdist_wheel):
     def get_tag(self):
+        """Any Python 3, no Python ABI; the platform is this machine's, or the target's when the
+        backend cross-compiled (build_httpd/profile.py)."""
         _, _, platform = super().get_tag()
-        return "py3", "none", platform
+        return "py3", "none", os.environ.get(PLATFORM_ENV) or platform
 
     def write_wheelfile(self, distinfo_path, *args, **kwargs):
         """The SBOM of what the wheel carries also goes where PEP 770 says tools look for it (the

@@ -40,6 +40,7 @@ from build_httpd.sources import index_sdists, sha256_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "ci"))
 from local_index import local_index  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 BASELINE = "mod_wsgi_httpd-2.4.69.1.tar.gz"
 MOD_WSGI = "mod_wsgi==6.1.1"
@@ -111,11 +112,8 @@ def rps(v: Path, work: Path, seconds: int, repeats: int):
     proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/"], capture_output=True).returncode:
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.3)
+        wait_until(lambda: subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/"], check=True,
+                                          capture_output=True), "mod_wsgi-express", alive=lambda: proc.poll() is None)
         sh(["wrk", "-t2", "-c20", "-d2s", f"http://127.0.0.1:{port}/"])  # warm-up
         results = []
         for _ in range(repeats):

@@ -16,6 +16,7 @@ from setuptools.build_meta import (  # noqa: F401 - re-exported hooks
 
 BUILT_PREFIX_ENV = "_MOD_WSGI_HTTPD_BUILT_PREFIX"
 BUILD_BASE_ENV = "_MOD_WSGI_HTTPD_BUILD_BASE"
+PLATFORM_ENV = "_MOD_WSGI_HTTPD_PLATFORM"  # the wheel's platform tag, when built for another machine
 
 
 def get_requires_for_build_wheel(config_settings=None):
@@ -28,7 +29,7 @@ def get_requires_for_build_wheel(config_settings=None):
     requires = list(_setuptools.get_requires_for_build_wheel(config_settings))
     try:
         features = {name: f.modes for name, f in all_features(load_recipes()).items()}
-        portable = load_settings(config_settings, features).profile == "portable"
+        portable = load_settings(config_settings, features).profile.vendors
     except BuildError:  # a bad setting: build_wheel says so, with the whole message
         portable = False
     if portable and not shutil.which("cmake"):
@@ -102,15 +103,17 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         try:
             recipes = load_recipes()
             features = {name: f.modes for name, f in all_features(recipes).items()}
-            prefix = build_prefix(load_settings(config_settings, features), out, recipes)
+            settings = load_settings(config_settings, features)
+            prefix = build_prefix(settings, out, recipes)
         except BuildError as error:
             sys.stderr.write(format_error(error))
             sys.stderr.flush()
             raise SystemExit(1) from None
         passed = _setuptools_settings(config_settings)
         # SOURCE_DATE_EPOCH: fixed timestamps inside the wheel too (setuptools honours it)
+        platform = {PLATFORM_ENV: settings.target.wheel_platform} if settings.target.cross else {}
         with _environ(**{BUILT_PREFIX_ENV: str(prefix), BUILD_BASE_ENV: str(out / "setuptools-build"),
-                         "SOURCE_DATE_EPOCH": source_date_epoch(recipes)}):
+                         "SOURCE_DATE_EPOCH": source_date_epoch(recipes)}, **platform):
             return _setuptools.build_wheel(wheel_directory, passed, metadata_directory)
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -17,7 +17,7 @@ from typing import Dict, Iterator, Mapping, Optional, Tuple
 from . import cache, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
-from .features import Decision, decide, decide_vendored
+from .features import Decision
 from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, load_recipes
 from .run import run, which
 from .settings import Settings
@@ -42,21 +42,6 @@ HARDENING_CPPFLAGS = "-D_FORTIFY_SOURCE=2"
 HARDENING_LDFLAGS = "-Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"
 
 
-def vendored_archives(recipes: Mapping[str, Recipe]) -> list:
-    """The file names of the static archives the vendored libraries install into vendor/lib."""
-    return [a for r in recipes.values() if r.vendored for a in r.static_libs]
-
-
-def portable_ldflags(recipes: Mapping[str, Recipe]) -> str:
-    """The portable profile links its libraries statically; this makes every symbol that comes
-    from their archives local to the module or program it is linked into (mod_ssl's OpenSSL is
-    mod_ssl's alone: Python's _ssl in the same process binds to the system's libssl, and neither to
-    the other). Only those archives: httpd's own (libmain.a, …) must keep exporting the API its
-    modules link against."""
-    archives = vendored_archives(recipes)
-    return f"-Wl,--exclude-libs,{':'.join(archives)}" if archives else ""
-
-
 def source_date_epoch(recipes: Mapping[str, Recipe]) -> str:
     """SOURCE_DATE_EPOCH as given, or the httpd recipe's, so that a plain build is reproducible."""
     return os.environ.get("SOURCE_DATE_EPOCH") or str(recipes["httpd"].source_date_epoch)
@@ -67,16 +52,12 @@ def build_env(settings: Settings, epoch: str, recipes: Mapping[str, Recipe]) -> 
     env["SOURCE_DATE_EPOCH"] = epoch  # gcc's __DATE__/__TIME__ (httpd -V "Server built")
     for var in ("PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "DESTDIR"):
         env.pop(var, None)
-    env["CC"] = env.get("CC") or "cc"
+    env = settings.target.environment(env)
     optimise = "-O2" if settings.strip else "-O2 -g"
     env["CFLAGS"] = f"{optimise} {HARDENING_CFLAGS} {env.get('CFLAGS', '')}".strip()
     env["CPPFLAGS"] = f"{HARDENING_CPPFLAGS} {env.get('CPPFLAGS', '')}".strip()
     env["LDFLAGS"] = f"{HARDENING_LDFLAGS} {env.get('LDFLAGS', '')}".strip()
-    if settings.profile == "portable":
-        env["LDFLAGS"] = f"{env['LDFLAGS']} {portable_ldflags(recipes)}".strip()
-        also = [flag for r in recipes.values() if r.vendored for flag in r.link_also]
-        env["LIBS"] = " ".join(dict.fromkeys(also + env.get("LIBS", "").split()))
-        env.pop("PKG_CONFIG_PATH", None)  # only the vendored libraries' .pc files (build_fresh)
+    env = settings.profile.environment(env, recipes)
     env["LC_ALL"] = "C"
     return env
 
@@ -153,19 +134,17 @@ def apply_patches(recipe: Recipe, src: Path, logs: Path, env) -> None:
 
 def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision], settings: Settings,
                    config_cache: Path, vendor: Path):
-    """The arguments after the recipe's configure command. Vendored libraries install straight
-    into `vendor` (a private directory of the build, never installed); in the portable profile
-    every feature's library is found there."""
+    """The arguments after the recipe's configure command: the recipe's, then the profile's and
+    the target's. Vendored libraries install straight into `vendor` (a private directory of the
+    build, never installed); in a profile that vendors, every feature's library is found there."""
     mine = [d for d in decisions.values() if d.feature.component == recipe.name]
     modules = list(recipe.modules) + [m for d in mine if d.built for m in d.feature.modules]
     prefix = vendor if recipe.vendored else PREFIX
     args = [a.format(prefix=prefix, stage=stage, modules=" ".join(modules), config_cache=config_cache)
             for a in recipe.configure]
-    if settings.profile == "portable":
-        args += recipe.portable_configure
+    args += settings.profile.configure_args(recipe) + settings.target.configure_args(recipe)
     for d in mine:
-        directory = vendor if settings.profile == "portable" else settings.feature_dirs.get(d.feature.name, "")
-        args += d.configure_args(str(directory))
+        args += d.configure_args(settings.profile.feature_dir(settings, d.feature.name, vendor))
     return args
 
 
@@ -295,7 +274,7 @@ def user_libdirs(settings: Settings, decisions) -> Tuple[str, ...]:
 
 def profile_recipes(settings: Settings) -> Dict[str, Recipe]:
     """The recipes of the settings' profile; a vendored library whose feature is off is left out."""
-    recipes = load_recipes(profile=settings.profile)
+    recipes = load_recipes(profile=settings.profile.name)
     unused = {r.name for r in recipes.values() if r.vendored and settings.features.get(r.provides) == "off"}
     return {n: replace(r, depends=tuple(d for d in r.depends if d not in unused))
             for n, r in recipes.items() if n not in unused}
@@ -303,14 +282,12 @@ def profile_recipes(settings: Settings) -> Dict[str, Recipe]:
 
 def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
-    if recipes is None or settings.profile != "system":
+    if recipes is None or settings.profile.vendors:
         recipes = profile_recipes(settings)
     env = build_env(settings, source_date_epoch(recipes), recipes)
     compiler = check_toolchain(env, recipes)
-    if settings.profile == "portable":
-        decisions = decide_vendored(all_features(recipes), settings, recipes)
-    else:
-        decisions = decide(all_features(recipes), settings, env["CC"], env)
+    settings.target.check_runs(env)
+    decisions = settings.profile.decide(all_features(recipes), settings, recipes, env["CC"], env)
     key, key_parts = cache.key(recipes, settings, decisions, compiler)
     target = out_dir / "httpd"
     if target.exists():
@@ -353,14 +330,13 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
     check_space(work)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
-    own_flags = HARDENING_LDFLAGS.split() + (portable_ldflags(recipes).split() if settings.profile == "portable" else [])
+    own_flags = HARDENING_LDFLAGS.split() + settings.profile.link_flags(recipes)
     # debug information and __FILE__ (in assertions: nghttp2's) name source files: map the build
     # directory out
     own_flags.append(f"-ffile-prefix-map={work}={BUILD_DIR_SHOWN}")
     env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
     vendor = work / "vendor"
-    if settings.profile == "portable":  # pkg-config sees the vendored libraries and nothing else
-        env = dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig"))
+    env = settings.profile.build_environment(env, vendor)
     args = {name: configure_args(r, stage, decisions, settings, work / "config.cache", vendor)
             for name, r in recipes.items()}
     try:
@@ -372,14 +348,14 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
         with phase("finish"):
             relocate.finish(stage, recipes)
         with phase("relocate"):
-            relocate.relocate(stage, work, PREFIX, strip=settings.strip, own_flags=own_flags, user_libdirs=libdirs)
+            relocate.relocate(stage, work, PREFIX, strip=settings.strip, own_flags=own_flags, user_libdirs=libdirs,
+                              target=settings.target)
             shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]
                      for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key, libdirs)
             relocate.check(stage, work, libdirs)
             relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules])
-            if settings.profile == "portable":
-                relocate.check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)])
+            settings.profile.check(stage, vendor, recipes, settings.target)
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")

@@ -31,6 +31,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .console import say
 from .recipes import PATCHES_DIR, RECIPES_DIR, Recipe
+from .sources import sha256_of
 
 ENGINE_DIR = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
@@ -130,19 +131,11 @@ def scan(root: Path) -> Iterator[Tuple[str, os.stat_result]]:
             yield str(path.relative_to(root)), st
 
 
-def _hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as src:
-        for chunk in iter(lambda: src.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def manifest_of(root: Path) -> Dict[str, List]:
     """{relative path: [sha256 or "dir", mode]} of a tree of regular files and directories."""
     out: Dict[str, List] = {}
     for rel, st in scan(root):
-        kind = "dir" if stat.S_ISDIR(st.st_mode) else _hash(root / rel)
+        kind = "dir" if stat.S_ISDIR(st.st_mode) else sha256_of(root / rel, follow_symlinks=False)
         out[rel] = [kind, stat.S_IMODE(st.st_mode)]
     return out
 
@@ -159,13 +152,7 @@ def _copy_out(entry: Path, manifest: Mapping[str, List], target: Path) -> None:
             (target / rel).mkdir(parents=True, exist_ok=True)
         else:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            h = hashlib.sha256()
-            with open(source / rel, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as src, \
-                    open(target / rel, "wb") as dst:
-                for chunk in iter(lambda: src.read(1 << 16), b""):
-                    h.update(chunk)
-                    dst.write(chunk)
-            if h.hexdigest() != want[0]:
+            if sha256_of(source / rel, copy_to=target / rel, follow_symlinks=False) != want[0]:
                 raise Unusable(f"{source / rel} does not match the manifest")
         if stat.S_IMODE(st.st_mode) != want[1]:
             raise Unusable(f"{source / rel} has mode {stat.S_IMODE(st.st_mode):04o}, the manifest {want[1]:04o}")

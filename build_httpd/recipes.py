@@ -87,6 +87,9 @@ class Recipe:
     static_libs: Tuple[str, ...] = ()  # its archives, whose symbols are hidden where linked in
     link_also: Tuple[str, ...] = ()  # libraries its archives need, for every link that uses them
     portable_configure: Tuple[str, ...] = ()  # more configure arguments in the portable profile
+    # configure arguments when compiling for another machine ({host}: the target's GNU triplet,
+    # {machine}: its `uname -m`, {cc}: its cross compiler); the environment names the toolchain
+    cross_configure: Tuple[str, ...] = ()
     modules: Tuple[str, ...] = ()
     prune: Tuple[str, ...] = ()
     license_files: Tuple[str, ...] = ()
@@ -234,6 +237,7 @@ def load_recipe(path: Path) -> Recipe:
         install_command=_take(build, "install_command", list, path, "[build]",
                               default=("make", "DESTDIR={destdir}")),
         portable_configure=_take(build, "portable_configure", list, path, "[build]", default=()),
+        cross_configure=_take(build, "cross_configure", list, path, "[build]", default=()),
         profile=profile,
         provides=_take(data, "provides", str, path, "the recipe", default=""),
         static_libs=_take(data, "static_libs", list, path, "the recipe", default=()),

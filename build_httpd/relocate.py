@@ -86,7 +86,7 @@ def needed(path: Path) -> List[str]:
     return re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
 
 
-def fix_elf(stage: Path, strip: bool, user_libdirs: Sequence[str] = ()) -> None:
+def fix_elf(stage: Path, strip: bool, user_libdirs: Sequence[str] = (), strip_tool: str = "strip") -> None:
     """RUNPATHs relative to $ORIGIN; a library directory the user chose (-C ssl-dir=DIR and
     friends) is kept after them for the files that need a library from it, since the loader
     would not look there otherwise."""
@@ -97,7 +97,7 @@ def fix_elf(stage: Path, strip: bool, user_libdirs: Sequence[str] = ()) -> None:
             mode = path.stat().st_mode
             path.chmod(mode | stat.S_IWUSR)
             if strip:
-                tool_output(["strip", "--strip-unneeded", str(path)], "to strip debug symbols (binutils)")
+                tool_output([strip_tool, "--strip-unneeded", str(path)], "to strip debug symbols (binutils)")
             names = needed(path) if user_libdirs else []
             extra = [d for d in user_libdirs if any(os.path.exists(os.path.join(d, n)) for n in names)]
             tool_output(["patchelf", "--set-rpath", ":".join([runpath, *extra]), str(path)], PATCHELF_WHY)
@@ -152,12 +152,30 @@ def finish(stage: Path, recipes: Dict[str, Recipe]) -> None:
 
 
 def relocate(stage: Path, work: Path, prefix: str, strip: bool, own_flags: List[str] = (),
-             user_libdirs: Sequence[str] = ()) -> None:
+             user_libdirs: Sequence[str] = (), target=None) -> None:
     flatten_libraries(stage / "lib")
-    fix_elf(stage, strip, user_libdirs)
+    fix_elf(stage, strip, user_libdirs, target.tool("strip") if target else "strip")
     drop_own_flags(stage, list(own_flags))
     scrub_build_paths(stage, work, prefix)
     relocate_text(stage, prefix)
+    if target is not None:
+        name_native_toolchain(stage, target.recorded_toolchain())
+
+
+def name_native_toolchain(stage: Path, names: Dict[str, str]) -> None:
+    """A cross build records its cross compiler and binutils in the text files of the prefix
+    (config_vars.mk: `apxs -q CC`; apr-1-config; libtool); on the target they are `cc`, `ar`, …
+    Longest names first (aarch64-linux-gnu-gcc-ar before aarch64-linux-gnu-gcc)."""
+    if not names:
+        return
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)).encode())
+    for path in files(stage):
+        if is_elf(path):
+            continue
+        data = path.read_bytes()
+        new = pattern.sub(lambda m: names[m.group(0).decode()].encode(), data)
+        if new != data:
+            path.write_bytes(new)
 
 
 def relocate_text(stage: Path, prefix: str) -> None:
@@ -251,20 +269,20 @@ def check(stage: Path, work: Optional[Path] = None, user_libdirs: Sequence[str] 
                          "report this as a bug in mod_wsgi-httpd")
 
 
-def exported_from(archives: Sequence[Path]) -> set:
+def exported_from(archives: Sequence[Path], nm: str = "nm") -> set:
     """The global symbols the given static archives define."""
     names = set()
     for archive in archives:
-        out = tool_output(["nm", "--defined-only", "--extern-only", "--format=posix", str(archive)],
+        out = tool_output([nm, "--defined-only", "--extern-only", "--format=posix", str(archive)],
                           "to list the symbols of the vendored libraries (binutils)")
         names.update(line.split()[0] for line in out.splitlines() if len(line.split()) >= 2 and not line.endswith(":"))
     return names
 
 
-def check_hidden(stage: Path, archives: Sequence[Path]) -> None:
+def check_hidden(stage: Path, archives: Sequence[Path], nm: str = "nm") -> None:
     """The portable profile's promise: nothing the package's binaries export comes from a vendored
     library, and none of them needs a shared copy of one (it would be the system's)."""
-    vendored = exported_from(archives)
+    vendored = exported_from(archives, nm)
     sonames = tuple(Path(a).name[: -len(".a")] + ".so" for a in archives)
     problems = []
     for path in files(stage):

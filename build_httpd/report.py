@@ -23,7 +23,7 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
         "version": package_version(recipes),
         # system: OpenSSL, nghttp2, brotli, zlib and expat are the system's shared libraries;
         # portable: the vendored components below are linked into the modules, symbols hidden
-        "profile": settings.profile,
+        "profile": settings.profile.name,
         "components": {
             r.name: {"version": r.version, "license": r.license, "homepage": r.homepage,
                      "source": r.source.filename, "sha256": r.source.sha256, "size": r.source.size,
@@ -40,14 +40,16 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
             for name, d in decisions.items()
         },
         "compiler": compiler,
-        "platform": f"{platform.system()} {platform.machine()}",
+        # the machine the binaries are for; a cross build also says which machine compiled them
+        "platform": f"{platform.system()} {settings.target.machine}",
+        **({"built_on": f"{platform.system()} {platform.machine()}"} if settings.target.cross else {}),
         "stripped": settings.strip,
         # library directories outside the package that modules load from (-C ssl-dir=DIR …)
         "library_dirs": list(user_libdirs),
         "build_key": build_key,
     }
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    (prefix / SBOM).write_text(json.dumps(sbom(recipes, settings.profile, decisions), indent=2) + "\n")
+    (prefix / SBOM).write_text(json.dumps(sbom(recipes, settings.profile.name, decisions), indent=2) + "\n")
 
 
 def _origin(recipe: Recipe) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional
 
 from .errors import SettingError
+from .profile import PROFILES, TARGETS, Profile, Target, host_target, target_named
 
 ENV_PREFIX = "MOD_WSGI_HTTPD_"
 _ON = ("1", "true", "yes", "on")
@@ -30,12 +31,16 @@ class Settings:
     features: Dict[str, str]  # feature name -> auto / required / off
     feature_dirs: Dict[str, Path] = field(default_factory=dict)
     keep_build: bool = False  # keep the build directory (sources, objects, logs) for debugging
-    profile: str = "system"  # system: link the system's libraries; portable: build them in
+    profile: Profile = PROFILES["system"]  # where the feature libraries come from (profile.py)
+    target: Target = field(default_factory=host_target)  # the machine the binaries are for
 
     def describe(self) -> Dict[str, object]:
-        return {"features": dict(self.features),
-                "feature_dirs": {k: str(v) for k, v in self.feature_dirs.items()},
-                "strip": self.strip, "profile": self.profile}
+        described = {"features": dict(self.features),
+                     "feature_dirs": {k: str(v) for k, v in self.feature_dirs.items()},
+                     "strip": self.strip, "profile": self.profile.name}
+        if self.target.cross:  # a native build's key stays what it was
+            described["target"] = self.target.machine
+        return described
 
 
 def default_cache_dir() -> Path:
@@ -44,7 +49,7 @@ def default_cache_dir() -> Path:
 
 
 def _describe_options(features) -> str:
-    keys = ["profile=system|portable", "jobs=N", "sources=DIR", "cache-dir=DIR", "cache=on|off", "strip=on|off", "keep-build=on|off"]
+    keys = ["profile=" + "|".join(PROFILES), "target=" + "|".join(TARGETS), "jobs=N", "sources=DIR", "cache-dir=DIR", "cache=on|off", "strip=on|off", "keep-build=on|off"]
     keys += [f"{f}=auto|required|off" for f in features] + [f"{f}-dir=DIR" for f in features]
     return ", ".join(keys)
 
@@ -70,7 +75,7 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
             value = value[-1]
         config[key.lower().replace("_", "-")] = str(value)
 
-    known = {"profile", "jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
+    known = {"profile", "target", "jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
     known |= set(features) | {f"{f}-dir" for f in features}
     unknown = sorted(set(config) - known)
     if unknown:
@@ -114,14 +119,15 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
     strip = _bool(*get("strip")) if get("strip") else True
     keep_build = _bool(*get("keep-build")) if get("keep-build") else False
 
-    profile = "system"
+    profile = PROFILES["system"]
     if get("profile"):
         where, value = get("profile")
-        profile = value.strip().lower()
-        if profile not in ("system", "portable"):
-            raise SettingError(f"{where} is {value!r}", "the build profiles are system (link the system's OpenSSL, "
-                               "nghttp2, brotli, zlib and expat) and portable (build them in)",
-                               "use profile=system or profile=portable")
+        if value.strip().lower() not in PROFILES:
+            raise SettingError(f"{where} is {value!r}", "the build profiles are " + "; ".join(
+                f"{p.name} ({p.summary})" for p in PROFILES.values()), "use " + " or ".join(
+                f"profile={p}" for p in PROFILES))
+        profile = PROFILES[value.strip().lower()]
+    target = target_named(*get("target")) if get("target") else host_target()
 
     modes: Dict[str, str] = {}
     dirs: Dict[str, Path] = {}
@@ -134,11 +140,11 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
         modes[name] = mode
         if get(f"{name}-dir"):
             where, value = get(f"{name}-dir")
-            if profile == "portable":
-                raise SettingError(f"{where} is set, and so is profile=portable",
-                                   f"the portable profile builds its own {name} library and never links one "
-                                   "from a directory", f"drop {where}, or build with profile=system")
+            if profile.vendors:
+                raise SettingError(f"{where} is set, and so is profile={profile.name}",
+                                   f"the {profile.name} profile builds its own {name} library and never links "
+                                   "one from a directory", f"drop {where}, or build with profile=system")
             dirs[name] = Path(value).expanduser().resolve()
     return Settings(jobs=jobs, sources_dir=sources_dir, cache_dir=cache_dir, use_build_cache=use_build_cache,
                     strip=strip, features=modes, feature_dirs=dirs, keep_build=keep_build,
-                    profile=profile)
+                    profile=profile, target=target)

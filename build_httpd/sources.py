@@ -16,6 +16,7 @@ directory first and then copied into the cache beside its final name and renamed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html.parser
 import os
@@ -63,11 +64,17 @@ class UntrustedCertificate(PermanentError):
 
 # -- verification ---------------------------------------------------------------------------------
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, copy_to: Optional[Path] = None, follow_symlinks: bool = True) -> str:
+    """The sha256 of a file, read once in chunks; with copy_to, the same bytes are written there
+    as they are hashed. follow_symlinks=False refuses a link (ELOOP) instead of reading its target."""
+    flags = 0 if follow_symlinks else os.O_NOFOLLOW
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
+    with open(path, "rb", opener=lambda p, f: os.open(p, f | flags)) as src, \
+            (open(copy_to, "wb") if copy_to is not None else contextlib.nullcontext()) as dst:
+        for chunk in iter(lambda: src.read(CHUNK), b""):
             digest.update(chunk)
+            if dst is not None:
+                dst.write(chunk)
     return digest.hexdigest()
 
 

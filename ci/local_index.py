@@ -11,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from waiting import wait_until  # noqa: E402
 
 PYPISERVER = "pypiserver==2.4.2"
 
@@ -40,16 +42,12 @@ def local_index(packages: Path, venv: Path, python: str = sys.executable):
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/simple/"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError(f"pypiserver did not start:\n{(venv / f'pypiserver-{port}.log').read_text()[-2000:]}")
-                time.sleep(0.3)
+        try:
+            wait_until(lambda: urllib.request.urlopen(url, timeout=5).read(), "pypiserver", timeout=30,
+                       alive=lambda: proc.poll() is None)
+        except AssertionError as e:
+            log.flush()
+            raise RuntimeError(f"{e}:\n{(venv / f'pypiserver-{port}.log').read_text()[-2000:]}") from None
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -1,10 +1,21 @@
 # Sourced by ci/ scripts: the Debian/Ubuntu packages they need, installed when run as root, named
 # otherwise; and the virtualenv they work in.
+_recipes_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../recipes" && pwd)"
+
+# The Debian development packages of every feature library, as the recipes name them
+# (`packages = { debian = "libssl-dev", … }`): read with sed, since a fresh root has no Python yet.
+recipe_dev_packages() {
+    sed -n 's/^packages = {.*debian = "\([^"]*\)".*/\1/p' "$_recipes_dir"/*.toml | sort -u | tr '\n' ' '
+}
+# Whether a recipe builds with CMake (the portable profile's build root needs it then).
+recipe_build_tools() {
+    grep -l '^configure_command = \["cmake"' "$_recipes_dir"/*.toml >/dev/null 2>&1 && echo cmake
+}
 # What building mod_wsgi-httpd with every feature needs (and ca-certificates: a trust store for pip).
-BUILD_PACKAGES="build-essential make patch perl ca-certificates libssl-dev libnghttp2-dev zlib1g-dev libexpat1-dev libbrotli-dev"
-# The portable wheel's build root: a compiler and the build tools (CMake for three of the vendored
-# libraries), and none of the -dev packages above: everything is built from the recipes.
-PORTABLE_BUILD_PACKAGES="build-essential make patch perl cmake ca-certificates python3 python3-venv"
+BUILD_PACKAGES="build-essential make patch perl ca-certificates $(recipe_dev_packages)"
+# The portable wheel's build root: a compiler and the build tools the recipes use, and none of the
+# -dev packages above: everything is built from the recipes.
+PORTABLE_BUILD_PACKAGES="build-essential make patch perl $(recipe_build_tools) ca-certificates python3 python3-venv"
 # Debian's own Python, with venv and the headers mod_wsgi compiles against.
 PYTHON_PACKAGES="python3 python3-venv python3-dev"
 # Only the tests: a client and certificates for HTTPS, git for the checkout's own files, and a system
@@ -49,4 +60,15 @@ make_venv() {
         [ -n "$bundle" ] && printf '[global]\ncert = %s\n' "$bundle" >"$venv/pip.conf"
     fi
     "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
+}
+
+# ensure_binfmt MACHINE: programs for MACHINE (e.g. aarch64) run on this one through qemu-user,
+# registered with binfmt_misc (Debian's qemu-user-static registers with the F flag, so that they
+# run inside chroots too).
+ensure_binfmt() {
+    local machine=$1
+    [ "$machine" = "$(uname -m)" ] && return 0
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [ -e "/proc/sys/fs/binfmt_misc/qemu-$machine" ] || update-binfmts --enable "qemu-$machine"
+    grep -q '^enabled' "/proc/sys/fs/binfmt_misc/qemu-$machine" || update-binfmts --enable "qemu-$machine"
 }

@@ -10,15 +10,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "ci")]
 from build_httpd.recipes import load_recipes, package_version  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 RECIPES = load_recipes()
 VERSION = package_version(RECIPES)  # this package's version, e.g. 2.4.69.2
@@ -76,17 +76,12 @@ def free_port():
 
 
 def wait_for(url, proc=None, timeout=60, **kwargs):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}:\n{proc.stdout.read() if proc.stdout else ''}")
-        try:
-            return requests.get(url, timeout=5, **kwargs)
-        except requests.RequestException as e:
-            last = e
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer in {timeout} s: {last}")
+    try:
+        return wait_until(lambda: requests.get(url, timeout=5, **kwargs), url, timeout,
+                          alive=None if proc is None else lambda: proc.poll() is None)
+    except AssertionError as e:
+        output = proc.stdout.read() if proc is not None and proc.poll() is not None and proc.stdout else ""
+        raise AssertionError(f"{e}\n{output}") from None
 
 
 @pytest.fixture(scope="session")
@@ -209,16 +204,11 @@ class Express:
         return self.log.read_text()
 
     def get(self, path="/", timeout=60, **kwargs):
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"mod_wsgi-express exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                return requests.get(self.url(path), timeout=10, **kwargs)
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no answer on port {self.port}:\n{self.output()}")
-                time.sleep(0.3)
+        try:
+            return wait_until(lambda: requests.get(self.url(path), timeout=10, **kwargs),
+                              f"mod_wsgi-express on port {self.port}", timeout, alive=lambda: self.proc.poll() is None)
+        except AssertionError as e:
+            raise AssertionError(f"{e}:\n{self.output()}") from None
 
     def __exit__(self, *exc):
         import signal

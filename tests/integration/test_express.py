@@ -14,7 +14,7 @@ import httpx
 import pytest
 import requests
 
-from .conftest import Express, free_port, run, worker_identity
+from .conftest import Express, free_port, run, wait_until, worker_identity
 
 APP = textwrap.dedent('''\
     import os, sys, time, traceback
@@ -77,14 +77,7 @@ def https_args(certs, port):
 
 def wait_https(url, proc, **kwargs):
     """mod_wsgi-express serves https only for --server-name (localhost here, as in the certificate)."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return requests.get(url, timeout=10, **kwargs)
-        except requests.exceptions.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise
-            time.sleep(0.3)
+    return wait_until(lambda: requests.get(url, timeout=10, **kwargs), url, alive=lambda: proc.poll() is None)
 
 
 def test_module_application_type(venv, shared_tmp):
@@ -264,14 +257,8 @@ def test_setup_server_writes_a_working_apachectl(venv, shared_tmp, app):
     env.pop("LD_LIBRARY_PATH", None)
     run([root / "apachectl", "start"], env=env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert requests.get(f"http://127.0.0.1:{port}/a", timeout=5).text == "app:/a"
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.3)
+        answer = wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/a", timeout=5), "apachectl start", 30)
+        assert answer.text == "app:/a"
     finally:
         run([root / "apachectl", "stop"], env=env)
     deadline = time.monotonic() + 20

@@ -108,9 +108,9 @@ def test_a_library_directory_without_its_pkgconfig_file_is_refused(tmp_path):
 
 
 def test_the_portable_profile_is_a_setting_and_refuses_library_directories(tmp_path):
-    assert settings().profile == "system"
-    assert settings({"profile": "Portable"}).profile == "portable"
-    assert settings(env={"MOD_WSGI_HTTPD_PROFILE": "portable"}).profile == "portable"
+    assert settings().profile.name == "system" and not settings().profile.vendors
+    assert settings({"profile": "Portable"}).profile.name == "portable"
+    assert settings(env={"MOD_WSGI_HTTPD_PROFILE": "portable"}).profile.vendors
     with pytest.raises(SettingError) as e:
         settings({"profile": "static"})
     assert "profile=system or profile=portable" in str(e.value)
@@ -141,3 +141,44 @@ def test_portable_configure_points_every_feature_at_the_vendor_prefix(tmp_path):
     assert "--enable-ssl-staticlib-deps" in httpd and "--prefix=/mod_wsgi.httpd" in httpd
     openssl = configure_args(recipes["openssl"], tmp_path / "stage", decisions, s, tmp_path / "cache", vendor)
     assert f"--prefix={vendor}" in openssl and "no-shared" in openssl
+
+
+def test_the_target_is_a_setting_and_a_cross_build_is_one_place(tmp_path, monkeypatch):
+    """-C target=aarch64 on an x86_64 machine: the cross toolchain in the environment, each
+    recipe's cross arguments, the wheel's platform, what the prefix records, and the build key."""
+    from build_httpd import profile
+    from build_httpd.build import build_env, configure_args, profile_recipes
+    from build_httpd.features import decide_vendored
+    monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    assert not settings().target.cross and "target" not in settings().describe()
+    s = settings({"profile": "portable", "target": "arm64"}, env={})
+    assert s.target.machine == "aarch64" and s.target.cross and s.describe()["target"] == "aarch64"
+    assert s.target.wheel_platform == "linux_aarch64" and s.target.manylinux == "manylinux_2_31_aarch64"
+    with pytest.raises(SettingError) as e:
+        settings({"target": "sparc"})
+    assert "target=x86_64|aarch64" in str(e.value)
+    recipes = profile_recipes(s)
+    env = build_env(s, "1", recipes)
+    assert env["CC"] == "aarch64-linux-gnu-gcc" and env["AR"] == "aarch64-linux-gnu-ar" and env["CC_FOR_BUILD"] == "cc"
+    decisions = decide_vendored(all_features(recipes), s, recipes)
+    args = {n: configure_args(r, tmp_path, decisions, s, tmp_path / "cache", tmp_path / "v") for n, r in recipes.items()}
+    assert "--host=aarch64-linux-gnu" in args["apr"] and "--host=aarch64-linux-gnu" in args["httpd"]
+    assert "linux-aarch64" in args["openssl"] and "-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc" in args["nghttp2"]
+    native = settings({"profile": "portable"}, env={})
+    assert "--host=aarch64-linux-gnu" not in configure_args(recipes["apr"], tmp_path, decisions, native,
+                                                           tmp_path / "cache", tmp_path / "v")
+    names = s.target.recorded_toolchain()
+    assert names["aarch64-linux-gnu-gcc"] == "cc" and names["aarch64-linux-gnu-ar"] == "ar"
+    assert native.target.recorded_toolchain() == {}
+
+
+def test_the_recorded_cross_toolchain_becomes_the_target_s_own(tmp_path):
+    from build_httpd.profile import TARGETS
+    from build_httpd.relocate import name_native_toolchain
+    (tmp_path / "build").mkdir()
+    mk = tmp_path / "build" / "config_vars.mk"
+    mk.write_text("CC = aarch64-linux-gnu-gcc\nAR = /usr/bin/aarch64-linux-gnu-ar\nGCC_AR = aarch64-linux-gnu-gcc-ar\n"
+                  "LIBDIR = /usr/lib/gcc-cross/aarch64-linux-gnu/10\nHOST = --host=aarch64-linux-gnu\n")
+    name_native_toolchain(tmp_path, TARGETS["aarch64"].recorded_toolchain())
+    assert mk.read_text() == ("CC = cc\nAR = /usr/bin/ar\nGCC_AR = gcc-ar\nLIBDIR = /usr/lib/gcc/aarch64-linux-gnu/10\n"
+                              "HOST = --host=aarch64-linux-gnu\n")
