@@ -182,3 +182,24 @@ def test_the_recorded_cross_toolchain_becomes_the_target_s_own(tmp_path):
     name_native_toolchain(tmp_path, TARGETS["aarch64"].recorded_toolchain())
     assert mk.read_text() == ("CC = cc\nAR = /usr/bin/ar\nGCC_AR = gcc-ar\nLIBDIR = /usr/lib/gcc/aarch64-linux-gnu/10\n"
                               "HOST = --host=aarch64-linux-gnu\n")
+
+
+def test_a_cross_build_stops_first_when_target_programs_cannot_run(tmp_path, monkeypatch):
+    """Configure runs the target's test programs: without binfmt/qemu (here: a compiler whose
+    output this machine cannot execute) the build stops before anything is fetched, saying how
+    to register qemu-user; a missing cross compiler says which Debian packages to install."""
+    from build_httpd import profile
+    from build_httpd.errors import MissingRequirementError
+    monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    cc = tmp_path / "fake-cc"
+    cc.write_text('#!/bin/sh\nwhile [ "$1" != -o ]; do shift; done\nprintf "\\001\\002" > "$2"; chmod +x "$2"\n')
+    cc.chmod(0o755)
+    target = profile.TARGETS["aarch64"]
+    with pytest.raises(MissingRequirementError) as e:
+        target.check_runs({"CC": str(cc), "PATH": "/usr/bin:/bin"})
+    assert "aarch64 programs do not run on this x86_64 machine" in str(e.value)
+    assert "update-binfmts --enable qemu-aarch64" in str(e.value)
+    with pytest.raises(MissingRequirementError) as e:
+        target.check_runs({"CC": str(tmp_path / "no-such-gcc"), "PATH": "/usr/bin:/bin"})
+    assert "apt-get install gcc-aarch64-linux-gnu" in str(e.value) and "libc6-dev:arm64" in str(e.value)
+    profile.TARGETS["x86_64"].check_runs({})  # native: nothing to check (the host runs its own programs)
