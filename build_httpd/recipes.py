@@ -14,6 +14,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 from .errors import RecipeError
+from .profile import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = ROOT / "recipes"
@@ -21,9 +22,6 @@ PATCHES_DIR = ROOT / "patches"
 
 # The order the components are built in is derived from `depends`; this is only the set we expect.
 COMPONENTS = ("apr", "pcre2", "apr-util", "httpd")
-# Build profiles: `system` links the system's OpenSSL, nghttp2, brotli, zlib and expat; `portable`
-# builds them too (the recipes that say `profile = "portable"`) and links them in statically.
-PROFILES = ("system", "portable")
 FEATURE_MODES = ("auto", "required", "off")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DEBIAN_PACKAGE = re.compile(r"^([a-z0-9][a-z0-9+.-]+)?$")
@@ -190,9 +188,11 @@ def load_recipe(path: Path) -> Recipe:
             raise RecipeError(f"recipe {path}: URL {url!r} is not http(s)", "sources are fetched over HTTP(S)",
                               "use an https:// URL")
     profile = _take(data, "profile", str, path, "the recipe", default="")
-    if profile not in ("",) + PROFILES[1:]:
-        raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile",
-                          'use profile = "portable" or leave it out')
+    vendoring = [p.name for p in PROFILES.values() if p.vendors]
+    if profile and profile not in vendoring:
+        raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile, "
+                          "one that builds its libraries in (build_httpd/profile.py)",
+                          " or ".join(f'profile = "{p}"' for p in vendoring) + " or leave it out")
     source = Source(in_sdists=not profile, filename=_take(source_table, "filename", str, path, "[source]"),
                     urls=urls, size=size, sha256=sha256,
                     skip=_take(source_table, "skip", list, path, "[source]", default=()),

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Mapping
 
+from .profile import PROFILES
 from .recipes import Recipe, load_recipes, package_version
 
 BUILD_INFO = "build-info.json"
@@ -98,9 +99,10 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None)
     # they are in the process, so they are listed with the version whose headers it was built with
     # (scope "excluded": not shipped).
     needed = []
-    if profile == "system":
+    if not PROFILES[profile].vendors:
         directory = next(iter(recipes.values())).path.parent
-        providers = {r.provides: r for r in load_recipes(directory, profile="portable").values() if r.vendored}
+        vendoring = next(p.name for p in PROFILES.values() if p.vendors)  # where each library's recipe is
+        providers = {r.provides: r for r in load_recipes(directory, profile=vendoring).values() if r.vendored}
         for name, decision in sorted((decisions or {}).items()):
             provider = providers.get(name)
             if not decision.built or provider is None:
