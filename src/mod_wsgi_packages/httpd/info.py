@@ -33,7 +33,7 @@ def render(info):
              f"prefix:    {info['prefix']}",
              f"httpd:     {info['httpd']}",
              f"compiler:  {info['compiler']}",
-             f"platform:  {info['platform']}",
+             f"platform:  {info['platform']}" + (f" (cross-compiled on {info['built_on']})" if info.get("built_on") else ""),
              f"SBOM:      {info['sbom']}",
              f"libraries: {', '.join(info.get('library_dirs') or []) or 'system default paths'} "
              f"(besides the package's own lib/)",
