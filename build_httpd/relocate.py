@@ -152,14 +152,15 @@ def finish(stage: Path, recipes: Dict[str, Recipe]) -> None:
 
 
 def relocate(stage: Path, work: Path, prefix: str, strip: bool, own_flags: List[str] = (),
-             user_libdirs: Sequence[str] = (), target=None) -> None:
+             user_libdirs: Sequence[str] = (), *, target) -> None:
+    """`target` (build_httpd/profile.py) names the binutils that read its binaries and what its
+    installed toolchain is called."""
     flatten_libraries(stage / "lib")
-    fix_elf(stage, strip, user_libdirs, target.tool("strip") if target else "strip")
+    fix_elf(stage, strip, user_libdirs, target.tool("strip"))
     drop_own_flags(stage, list(own_flags))
     scrub_build_paths(stage, work, prefix)
     relocate_text(stage, prefix)
-    if target is not None:
-        name_native_toolchain(stage, target.recorded_toolchain())
+    name_native_toolchain(stage, target.recorded_toolchain())
 
 
 def name_native_toolchain(stage: Path, names: Dict[str, str]) -> None:
