@@ -67,7 +67,7 @@ def check_toolchain(env: Mapping[str, str], recipes: Mapping[str, Recipe]) -> st
     cc = which(env["CC"], "to compile Apache httpd (set CC to name another compiler)", env)
     which("make", "to run the upstream build systems", env)
     which("patch", "to apply the patches in patches/", env)
-    users = [r.name for r in recipes.values() if r.configure_command[0] == "cmake"]
+    users = [r.name for r in recipes.values() if r.configure_command[:1] == ("cmake",)]
     if users:
         which("cmake", f"to build {', '.join(users)} (pip install cmake, or apt-get install cmake)", env)
     probe = subprocess.run(shlex.split(env["CC"]) + ["--version"], capture_output=True, text=True, env=dict(env))
@@ -107,7 +107,7 @@ def safe_members(tar: tarfile.TarFile, tarball: Path, skipped: Tuple[str, ...] =
 
 def extract(recipe: Recipe, tarball: Path, into: Path) -> Path:
     skipped = tuple(f"{recipe.source_dir_name}/{s.strip('/')}" for s in recipe.source.skip)
-    with tarfile.open(tarball, "r:gz") as tar:
+    with tarfile.open(tarball, "r:*") as tar:  # gzip, or xz (libxml2 as Debian carries it)
         members = safe_members(tar, tarball, skipped)
         if HAS_TAR_FILTERS:
             tar.extractall(into, members=members, filter="data")
@@ -143,8 +143,10 @@ def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision
     args = [a.format(prefix=prefix, stage=stage, modules=" ".join(modules), config_cache=config_cache)
             for a in recipe.configure]
     args += settings.profile.configure_args(recipe) + settings.target.configure_args(recipe)
-    for d in mine:
-        args += d.configure_args(settings.profile.feature_dir(settings, d.feature.name, vendor))
+    for d in decisions.values():
+        if d.feature.component == recipe.name or any(c == recipe.name for c, *_ in d.feature.elsewhere):
+            directory = settings.profile.feature_dir(settings, d.feature.library_feature, vendor)
+            args += d.configure_args(directory, recipe.name)
     return args
 
 
@@ -164,12 +166,16 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
             run(argv, component=recipe.name, step=name, log_path=logs / f"{recipe.name}-{name}.log",
                 cwd=src, env=env)
 
-    # a vendored library installs straight into the build's private vendor prefix (DESTDIR empty)
-    fill = {"jobs": settings.jobs, "destdir": "" if recipe.vendored else own_root, "compiled_prefix": PREFIX}
+    # a vendored library installs straight into the build's private vendor prefix (DESTDIR empty);
+    # a plain Makefile (Lua's) is told the toolchain on its command line
+    fill = {"jobs": settings.jobs, "destdir": "" if recipe.vendored else own_root, "compiled_prefix": PREFIX,
+            "prefix": work / "vendor" if recipe.vendored else PREFIX, "cc": env.get("CC", "cc"),
+            "ar": env.get("AR", "ar"), "ranlib": env.get("RANLIB", "ranlib"), "cflags": env.get("CFLAGS", "")}
     with phase(f"extract+patch {recipe.name}"):
         extract(recipe, tarball, work / "src")
         apply_patches(recipe, src, logs, env)
-    step("configure", [*recipe.configure_command, *configure])
+    if recipe.configure_command:  # none: a plain Makefile
+        step("configure", [*recipe.configure_command, *configure])
     step("make", [a.format(**fill) for a in recipe.make_command + recipe.make])
     step("install", [a.format(**fill) for a in recipe.install_command + recipe.install])
     # a vendored library's licence goes straight into the package (the library is linked in)
@@ -354,7 +360,8 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
                      for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key, libdirs)
             relocate.check(stage, work, libdirs)
-            relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules])
+            relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules],
+                                        recipes["httpd"].load_first)
             settings.profile.check(stage, vendor, recipes, settings.target)
         shutil.move(str(stage), str(target))
     except BaseException:

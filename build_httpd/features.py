@@ -29,11 +29,15 @@ class Decision:
     fingerprint: str = ""  # sha256 over the headers the compiler saw (a library upgrade changes it)
     version: str = ""  # the library version its headers declare (the SBOM names it)
 
-    def configure_args(self, directory: str = "") -> Tuple[str, ...]:
+    def configure_args(self, directory: str = "", component: str = "") -> Tuple[str, ...]:
+        """The arguments of the feature's own component's configure, or of `component`'s."""
+        on, with_dir, off = self.feature.on, self.feature.with_dir, self.feature.off
+        if component and component != self.feature.component:
+            on, with_dir, off = next(((a, b, c) for name, a, b, c in self.feature.elsewhere if name == component),
+                                     ((), (), ()))
         if not self.built:
-            return self.feature.off
-        extra = tuple(a.format(dir=directory) for a in self.feature.with_dir) if directory else ()
-        return self.feature.on + extra
+            return off
+        return on + (tuple(a.format(dir=directory) for a in with_dir) if directory else ())
 
 
 def header_visible(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> bool:
@@ -50,14 +54,14 @@ def header_visible(header: str, cc: str, env: Mapping[str, str], include_dir: Pa
             return False
 
 
-def header_version(feature: Feature, cc: str, env: Mapping[str, str], include_dir: Path = None) -> str:
+def header_version(feature: Feature, header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> str:
     """The version the library's headers declare (the recipe's `version_macro`, expanded by the
     preprocessor), or "" when they declare none."""
     if not feature.version_macro:
         return ""
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.c"
-        probe.write_text(f"#include <{feature.header}>\nmod_wsgi_httpd_version: {feature.version_macro}\n")
+        probe.write_text(f"#include <{header}>\nmod_wsgi_httpd_version: {feature.version_macro}\n")
         extra = ["-I", str(include_dir)] if include_dir else []
         argv = shlex.split(cc) + shlex.split(env.get("CPPFLAGS", "")) + extra + ["-E", "-P", str(probe)]
         try:
@@ -100,6 +104,46 @@ def how_to_install(feature: Feature) -> str:
                      for key, label, cmd in _PACKAGE_MANAGERS if key in feature.packages)
 
 
+def probe_env(feature: Feature, env: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment the headers are looked for with: a library whose headers live in a
+    directory of their own (libxml2) adds it as its pkg-config file says, as the component's
+    configure will."""
+    if not feature.pkg_config:
+        return env
+    try:
+        out = subprocess.run([env.get("PKG_CONFIG", "pkg-config"), "--cflags", feature.pkg_config],
+                             capture_output=True, text=True, env=dict(env))
+    except OSError:
+        return env
+    if out.returncode != 0:
+        return env
+    return dict(env, CPPFLAGS=f"{env.get('CPPFLAGS', '')} {out.stdout.strip()}".strip())
+
+
+def find_headers(feature: Feature, cc: str, env: Mapping[str, str], include_dir: Path = None) -> Tuple[str, ...]:
+    """The header the compiler sees for each of the feature's needs (the first alternative that it
+    sees), or () when one of them is not seen."""
+    found = []
+    for alternatives in feature.headers:
+        seen = next((h for h in alternatives if header_visible(h, cc, env, include_dir)), None)
+        if seen is None:
+            return ()
+        found.append(seen)
+    return tuple(found)
+
+
+def _needs_unbuilt(feature: Feature, mode: str, decisions: Mapping[str, Decision], missing: List[str]):
+    """A feature that needs another (or uses its library) is built only when that one is."""
+    other = decisions.get(feature.needed_feature)
+    if other is None or other.built:
+        return None
+    if mode == "required":
+        missing.append(f"{feature.name}=required needs {other.feature.name} ({other.feature.library}), "
+                       f"which is not built: {other.reason}. Build {other.feature.name} too, or set "
+                       f"{feature.name}=off (or auto).")
+    return Decision(feature, mode, False, f"it needs {other.feature.name} ({other.feature.library}), which is not built")
+
+
 def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
            env: Mapping[str, str]) -> Dict[str, Decision]:
     decisions: Dict[str, Decision] = {}
@@ -109,23 +153,29 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
         if mode == "off":
             decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
             continue
-        directory = settings.feature_dirs.get(name)
+        unbuilt = _needs_unbuilt(feature, mode, decisions, missing)
+        if unbuilt:
+            decisions[name] = unbuilt
+            continue
+        setting = feature.library_feature
+        directory = settings.feature_dirs.get(setting)
         include_dir = directory / "include" if directory else None
         where = f"in {include_dir}" if include_dir else "by the C compiler"
-        visible = header_visible(feature.header, cc, env, include_dir)
-        if visible and directory and feature.dir_needs_one_of and not any(
+        found = find_headers(feature, cc, probe_env(feature, env) if include_dir is None else env, include_dir)
+        if found and directory and feature.dir_needs_one_of and not any(
                 (directory / f).is_file() for f in feature.dir_needs_one_of):
             missing.append(
-                f"{name}-dir={directory} has none of {', '.join(feature.dir_needs_one_of)}: the build would "
+                f"{setting}-dir={directory} has none of {', '.join(feature.dir_needs_one_of)}: the build would "
                 f"quietly link the system's {feature.library} instead of the one in {directory}. Point "
-                f"{name}-dir at an installation prefix that has it (`make install` of {feature.library} "
-                f"writes one), or leave {name}-dir unset to use the system's.")
+                f"{setting}-dir at an installation prefix that has it (`make install` of {feature.library} "
+                f"writes one), or leave {setting}-dir unset to use the system's.")
             decisions[name] = Decision(feature, mode, False, f"{directory} is not a usable {feature.library} prefix")
             continue
-        if visible:
-            decisions[name] = Decision(feature, mode, True, f"{feature.header} found {where}",
-                                       header_fingerprint(feature.header, cc, env, include_dir),
-                                       header_version(feature, cc, env, include_dir))
+        if found:
+            seen_with = probe_env(feature, env) if include_dir is None else env
+            decisions[name] = Decision(feature, mode, True, f"{', '.join(found)} found {where}",
+                                       "".join(header_fingerprint(h, cc, seen_with, include_dir) for h in found),
+                                       header_version(feature, found[0], cc, seen_with, include_dir))
             continue
         reason = f"{feature.library} headers ({feature.header}) not found {where}"
         if mode == "required":
@@ -134,7 +184,7 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
             missing.append(
                 f"{feature.library} is required for {feature.gives}, but its header {feature.header} was not "
                 f"found {where}. Install the development package ({how_to_install(feature)}), or point "
-                f"MOD_WSGI_HTTPD_{name.upper()}_DIR (-C {name}-dir=DIR) at its installation prefix{alternatives}.")
+                f"MOD_WSGI_HTTPD_{setting.upper().replace('-', '_')}_DIR (-C {setting}-dir=DIR) at its installation prefix{alternatives}.")
         decisions[name] = Decision(feature, mode, False, reason)
     if missing:
         raise MissingRequirementError(
@@ -146,16 +196,33 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
 
 def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes) -> Dict[str, Decision]:
     """The portable profile: every feature is built with the library recipe that provides it
-    (unless it is off); nothing is looked up on this machine."""
+    (unless it is off); nothing is looked up on this machine. A feature no recipe provides is left
+    out, saying why (its `not_vendored`); asked for as required, that is an error."""
     providers = {r.provides: r for r in recipes.values() if r.vendored}
     decisions: Dict[str, Decision] = {}
+    missing: List[str] = []
     for name, feature in features.items():
         mode = settings.features[name]
         if mode == "off":
             decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
             continue
-        vendored = providers[name]
+        unbuilt = _needs_unbuilt(feature, mode, decisions, missing)
+        if unbuilt:
+            decisions[name] = unbuilt
+            continue
+        vendored = providers.get(feature.library_feature)
+        if vendored is None:
+            reason = f"not built in the portable profile: {feature.not_vendored}"
+            if mode == "required":
+                missing.append(f"{name}=required: {feature.library} is {reason}. Build the system profile "
+                               f"(profile=system) for {feature.gives}, or set {name}=off (or auto).")
+            decisions[name] = Decision(feature, mode, False, reason)
+            continue
         decisions[name] = Decision(feature, mode, True,
                                    f"{feature.library} {vendored.version} built in (portable profile)",
                                    vendored.source.sha256, vendored.version)
+    if missing:
+        raise MissingRequirementError("a required feature cannot be built in the portable profile",
+                                      "\n\n" + "\n\n".join(missing) + "\n",
+                                      "change the settings named above, then run the install again")
     return decisions

@@ -47,8 +47,12 @@ class Profile:
         return env
 
     def build_environment(self, env: Dict[str, str], vendor: Path) -> Dict[str, str]:
-        """During a build: pkg-config sees the vendored libraries and nothing else."""
-        return dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig")) if self.vendors else env
+        """During a build: pkg-config sees the vendored libraries and nothing else, and the linker
+        finds them first (httpd's configure links libxml2 as a bare -lxml2)."""
+        if not self.vendors:
+            return env
+        return dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig"),
+                    LDFLAGS=f"-L{vendor / 'lib'} {env.get('LDFLAGS', '')}".strip())
 
     def configure_args(self, recipe) -> tuple:
         return recipe.portable_configure if self.vendors else ()
@@ -78,7 +82,7 @@ def vendored_archives(recipes) -> list:
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (
     Profile("system", False, "link the system's OpenSSL, nghttp2, brotli, zlib and expat"),
-    Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib and expat in, static, symbols hidden"),
+    Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib, expat, Lua and libxml2 in, static, symbols hidden"),
 )}
 
 # The tools a build names by their plain names, which a cross toolchain prefixes with its triplet.

@@ -51,7 +51,7 @@ class Feature:
     component: str
     library: str
     gives: str
-    header: str
+    header: str  # as the recipe writes it: the header(s) whose presence means the library is there
     packages: Dict[str, str]
     modes: Tuple[str, ...] = FEATURE_MODES
     modules: Tuple[str, ...] = ()
@@ -63,6 +63,30 @@ class Feature:
     dir_needs_one_of: Tuple[str, ...] = ()
     # the macro (or macros joined by dots) of `header` that give the library's version
     version_macro: str = ""
+    # another feature whose library this one uses too (APR-util's crypto uses mod_ssl's OpenSSL):
+    # built only when that one is, from the same place (its -dir, its vendored recipe)
+    same_library_as: str = ""
+    pkg_config: str = ""  # its pkg-config name, when its headers need the -I that pkg-config gives
+    needs: str = ""  # another feature that must be built for this one to be (its library is used too)
+    # the configure arguments of other components: (component, on, with_dir, off)
+    elsewhere: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]], ...] = ()
+    # why a profile that builds its libraries in does not build this one (no recipe provides it)
+    not_vendored: str = ""
+
+    @property
+    def headers(self) -> Tuple[Tuple[str, ...], ...]:
+        """Every header the feature needs, each as its alternatives ("lua.h | lua5.4/lua.h": the
+        first one the compiler sees)."""
+        return tuple(tuple(a.strip() for a in part.split("|")) for part in self.header.split(" and "))
+
+    @property
+    def needed_feature(self) -> str:
+        return self.needs or self.same_library_as
+
+    @property
+    def library_feature(self) -> str:
+        """The feature whose library (and -dir setting, and vendored recipe) this one uses."""
+        return self.same_library_as or self.name
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,9 @@ class Recipe:
     # {machine}: its `uname -m`, {cc}: its cross compiler); the environment names the toolchain
     cross_configure: Tuple[str, ...] = ()
     modules: Tuple[str, ...] = ()
+    # shared modules whose symbols other modules use, so loaded before them (httpd resolves a
+    # module's symbols when it loads it): the build's own load check and httpd's test suite use it
+    load_first: Tuple[str, ...] = ()
     prune: Tuple[str, ...] = ()
     license_files: Tuple[str, ...] = ()
     files: Tuple[Tuple[str, str], ...] = ()  # (path in the prefix, content) written after the prune
@@ -148,11 +175,24 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         raise RecipeError(f"recipe {path}: {where} lists unknown modes {bad}",
                           f"modes are {', '.join(FEATURE_MODES)}", "correct the list")
     packages = _take(table, "packages", dict, path, where)
+    header = table.get("header")
+    if isinstance(header, list):
+        header = " and ".join(_take(table, "header", list, path, where))
+    elsewhere = tuple(
+        (component_name, _take(t, "on", list, path, f"{where}.{component_name}", default=()),
+         _take(t, "with_dir", list, path, f"{where}.{component_name}", default=()),
+         _take(t, "off", list, path, f"{where}.{component_name}", default=()))
+        for component_name, t in table.items() if isinstance(t, dict) and component_name != "packages")
     return Feature(
         name=name, component=component,
         library=_take(table, "library", str, path, where),
         gives=_take(table, "gives", str, path, where),
-        header=_take(table, "header", str, path, where),
+        header=header if isinstance(header, str) else _take(table, "header", str, path, where),
+        same_library_as=_take(table, "same_library_as", str, path, where, default=""),
+        needs=_take(table, "needs", str, path, where, default=""),
+        pkg_config=_take(table, "pkg_config", str, path, where, default=""),
+        not_vendored=_take(table, "not_vendored", str, path, where, default=""),
+        elsewhere=elsewhere,
         packages=dict(packages), modes=tuple(modes),
         modules=_take(table, "modules", list, path, where, default=()),
         on=_take(table, "on", list, path, where, default=()),
@@ -243,6 +283,7 @@ def load_recipe(path: Path) -> Recipe:
         static_libs=_take(data, "static_libs", list, path, "the recipe", default=()),
         link_also=_take(data, "link_also", list, path, "the recipe", default=()),
         modules=_take(build, "modules", list, path, "[build]", default=()),
+        load_first=_take(build, "load_first", list, path, "[build]", default=()),
         prune=_take(build, "prune", list, path, "[build]", default=()),
         license_files=_take(build, "license_files", list, path, "[build]", default=()),
         files=tuple(sorted(_take(build, "files", dict, path, "[build]", default={}).items())),
@@ -265,13 +306,19 @@ def load_recipes(directory: Path = RECIPES_DIR, profile: str = "system") -> Dict
     found = {p.stem: load_recipe(p) for p in sorted(directory.glob("*.toml"))}
     found = {n: r for n, r in found.items() if r.profile in ("", profile)}
     owner = {f.name: r.name for r in found.values() for f in r.features}
+    # every component whose configure a feature using the library reaches (APR-util's crypto uses
+    # mod_ssl's OpenSSL: APR-util is built after OpenSSL)
+    users: Dict[str, list] = {}
+    for f in (f for r in found.values() for f in r.features):
+        users.setdefault(f.library_feature, []).extend([f.component] + [c for c, *_ in f.elsewhere])
     for vendored in [r for r in found.values() if r.vendored]:
         if vendored.provides not in owner:
             raise RecipeError(f"recipe {vendored.path} provides {vendored.provides!r}, which no recipe has as a feature",
                               "a vendored library is built for a feature of another component",
                               "correct `provides`")
-        user = found[owner[vendored.provides]]
-        found[user.name] = replace(user, depends=user.depends + (vendored.name,))
+        for name in dict.fromkeys(users[vendored.provides]):
+            if name in found and vendored.name not in found[name].depends:
+                found[name] = replace(found[name], depends=found[name].depends + (vendored.name,))
     missing = [c for c in COMPONENTS if c not in found]
     if missing:
         raise RecipeError(f"no recipe for {', '.join(missing)} in {directory}",

@@ -303,10 +303,12 @@ def check_hidden(stage: Path, archives: Sequence[Path], nm: str = "nm") -> None:
                          "report this as a bug in mod_wsgi-httpd")
 
 
-def check_modules_load(stage: Path, modules: Sequence[str]) -> None:
-    """httpd itself loads every module a feature built (mod_proxy first, for mod_proxy_http2): a
-    symbol a module needs and nothing provides shows up here, not on a user's first start."""
-    names = (["proxy"] if any(m.startswith("proxy_") for m in modules) else []) + list(modules)
+def check_modules_load(stage: Path, modules: Sequence[str], load_first: Sequence[str] = ()) -> None:
+    """httpd itself loads every module a feature built, after the modules whose symbols others use
+    (the httpd recipe's load_first: mod_proxy for mod_proxy_http2, mod_session for
+    mod_session_crypto): a symbol a module needs and nothing provides shows up here, not on a
+    user's first start."""
+    names = [m for m in load_first if (stage / "modules" / f"mod_{m}.so").is_file()] + list(modules)
     argv = [str(stage / "bin" / "httpd"), "-t", "-d", str(stage)]
     for name in dict.fromkeys(names):
         argv += ["-C", f"LoadModule {name}_module modules/mod_{name}.so"]

@@ -74,14 +74,16 @@ def test_a_patch_that_does_not_apply_is_a_hard_error(tmp_path):
 
 def test_the_portable_profile_adds_the_vendored_libraries_before_their_users():
     system, portable = load_recipes(), load_recipes(profile="portable")
-    vendored = {"openssl", "nghttp2", "brotli", "zlib", "expat"}
+    vendored = {"openssl", "nghttp2", "brotli", "zlib", "expat", "lua", "libxml2"}
     assert set(system) == {"apr", "apr-util", "pcre2", "httpd"}
     assert set(portable) == set(system) | vendored
     order = list(portable)
-    for name in ("openssl", "nghttp2", "brotli", "zlib"):
+    for name in ("openssl", "nghttp2", "brotli", "zlib", "lua", "libxml2"):
         assert name in portable["httpd"].depends and order.index(name) < order.index("httpd")
         assert name not in system["httpd"].depends
     assert "expat" in portable["apr-util"].depends and order.index("expat") < order.index("apr-util")
+    # APR-util's crypto (mod_session_crypto) uses mod_ssl's OpenSSL: the same one, built first
+    assert "openssl" in portable["apr-util"].depends and order.index("openssl") < order.index("apr-util")
     for name in vendored:
         r = portable[name]
         assert r.vendored and r.source.origin and r.source.debian and r.license and r.license_files

@@ -17,7 +17,10 @@ EXPECTED_CPE = {
     "httpd": "apache:http_server", "apr": "apache:portable_runtime", "apr-util": "apache:apr-util",
     "pcre2": "pcre:pcre2", "openssl": "openssl:openssl", "nghttp2": "nghttp2:nghttp2",
     "brotli": "google:brotli", "zlib": "zlib:zlib", "expat": "libexpat_project:libexpat",
+    "lua": "lua:lua", "libxml2": "xmlsoft:libxml2",
 }
+# where the source lives, as package URLs name it (lua.org and GNOME's GitLab are not on GitHub)
+PURL_TYPE = {"lua": "generic", "libxml2": "gitlab"}
 
 
 def validate(document):
@@ -42,7 +45,7 @@ def test_every_component_has_the_cpe_and_purl_scanners_match(profile):
         vendor_product = EXPECTED_CPE[component["name"]]
         assert component["cpe"] == f"cpe:2.3:a:{vendor_product}:{component['version']}:*:*:*:*:*:*:*"
         purl = PackageURL.from_string(component["purl"])
-        assert purl.type == "github" and purl.version and component["version"].replace(".", "_") in \
+        assert purl.type == PURL_TYPE.get(component["name"], "github") and purl.version and component["version"].replace(".", "_") in \
             purl.version.replace(".", "_")
 
 

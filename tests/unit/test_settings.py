@@ -19,7 +19,8 @@ def settings(config=None, env=None):
 
 def test_defaults():
     s = settings()
-    assert s.features == {"expat": "required", "ssl": "auto", "http2": "auto", "deflate": "auto", "brotli": "auto"}
+    assert s.features == {"expat": "required", "ssl": "auto", "http2": "auto", "deflate": "auto", "brotli": "auto",
+                          "lua": "auto", "proxy-html": "auto", "md": "auto", "ldap": "auto", "session-crypto": "auto"}
     assert s.jobs >= 1 and s.strip and s.use_build_cache and s.sources_dir is None
 
 
@@ -203,3 +204,55 @@ def test_a_cross_build_stops_first_when_target_programs_cannot_run(tmp_path, mon
         target.check_runs({"CC": str(tmp_path / "no-such-gcc"), "PATH": "/usr/bin:/bin"})
     assert "apt-get install gcc-aarch64-linux-gnu" in str(e.value) and "libc6-dev:arm64" in str(e.value)
     profile.TARGETS["x86_64"].check_runs({})  # native: nothing to check (the host runs its own programs)
+
+
+def test_every_debian_module_is_a_feature_found_as_its_distribution_installs_it():
+    """ci/test installs the -dev packages: Lua's headers in include/lua5.4/, libxml2's where only
+    pkg-config's -I finds them, mod_md's two libraries; each found, with its version."""
+    decisions = decide(FEATURES, settings(), "cc", {"PATH": "/usr/bin:/bin"})
+    for name in ("lua", "proxy-html", "md", "ldap", "session-crypto"):
+        assert decisions[name].built, (name, decisions[name].reason)
+        assert decisions[name].version[:1].isdigit(), (name, decisions[name].version)
+    assert "lua5.4/lua.h" in decisions["lua"].reason
+    assert "curl/curl.h, jansson.h" in decisions["md"].reason
+    assert decisions["proxy-html"].configure_args() == ()
+
+
+def test_a_feature_reaches_the_configure_of_every_component_it_needs(tmp_path):
+    """ldap and session-crypto switch APR-util's LDAP and crypto on or off with their modules."""
+    from build_httpd.build import configure_args
+    recipes = load_recipes()
+    args = {}
+    for ssl in ("auto", "off"):
+        s = settings({"ssl": ssl, "ldap": "auto" if ssl == "auto" else "off"})
+        decisions = decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+        args[ssl] = {n: configure_args(recipes[n], tmp_path, decisions, s, tmp_path / "cache", tmp_path / "v")
+                     for n in ("apr-util", "httpd")}
+    assert {"--with-ldap", "--with-crypto", "--with-openssl"} <= set(args["auto"]["apr-util"])
+    assert not {"--without-ldap", "--without-crypto"} & set(args["auto"]["apr-util"])
+    assert "session_crypto" in next(a for a in args["auto"]["httpd"] if a.startswith("--enable-mods-shared="))
+    # ssl off: session-crypto (same OpenSSL) and md (needs mod_ssl) are off too, everywhere
+    assert {"--without-ldap", "--without-crypto", "--without-openssl"} <= set(args["off"]["apr-util"])
+    assert {"--disable-session-crypto", "--disable-md", "--disable-ldap", "--disable-authnz-ldap"} <= set(args["off"]["httpd"])
+
+
+def test_a_feature_that_needs_another_is_refused_alone_in_one_message():
+    decisions = decide(FEATURES, settings({"ssl": "off"}), "cc", {"PATH": "/usr/bin:/bin"})
+    assert not decisions["md"].built and "needs ssl" in decisions["md"].reason
+    with pytest.raises(MissingRequirementError) as e:
+        decide(FEATURES, settings({"ssl": "off", "md": "required"}), "cc", {"PATH": "/usr/bin:/bin"})
+    assert "md=required needs ssl" in str(e.value) and "md=off" in str(e.value)
+
+
+def test_the_portable_profile_says_which_libraries_it_does_not_build_in():
+    from build_httpd.features import decide_vendored
+    recipes = load_recipes(profile="portable")
+    decisions = decide_vendored(all_features(recipes), settings({"profile": "portable"}), recipes)
+    assert decisions["lua"].built and decisions["lua"].version == recipes["lua"].version
+    assert decisions["proxy-html"].built and decisions["proxy-html"].version == recipes["libxml2"].version
+    assert decisions["session-crypto"].built and decisions["session-crypto"].version == recipes["openssl"].version
+    for name in ("md", "ldap"):
+        assert not decisions[name].built and "not built in the portable profile" in decisions[name].reason
+    with pytest.raises(MissingRequirementError) as e:
+        decide_vendored(all_features(recipes), settings({"profile": "portable", "ldap": "required"}), recipes)
+    assert "ldap=required" in str(e.value) and "profile=system" in str(e.value)

@@ -27,7 +27,7 @@ def render(info):
     profile = info.get("profile", "system")
     vendored = [n for n, c in info["components"].items() if c.get("linkage", "").startswith("static")]
     linked = (f"portable: {', '.join(vendored)} built in (static, symbols hidden)" if profile == "portable"
-              else "system-linked: OpenSSL, nghttp2, brotli, zlib and expat are the system's shared libraries")
+              else "system-linked: every feature library (below) is the system's shared library")
     lines = [f"mod_wsgi-httpd {info['version']}",
              f"profile:   {linked}",
              f"prefix:    {info['prefix']}",
