@@ -18,9 +18,14 @@ BUILD_PACKAGES="build-essential make patch perl ca-certificates $(recipe_dev_pac
 PORTABLE_BUILD_PACKAGES="build-essential make patch perl $(recipe_build_tools) ca-certificates python3 python3-venv"
 # Debian's own Python, with venv and the headers mod_wsgi compiles against.
 PYTHON_PACKAGES="python3 python3-venv python3-dev"
+# httpd's own test suite (ci/httpd_suite.py): the Perl modules Debian's apache2 autopkgtest depends
+# on (debian/tests/control of its source package)
+HTTPD_SUITE_PACKAGES="libwww-perl libnet-ssleay-perl libanyevent-perl libdatetime-perl libhtml-parser-perl
+ libcrypt-ssleay-perl libhttp-dav-perl libprotocol-http2-perl libfcgi-perl perl-doc"
 # Only the tests: a client and certificates for HTTPS, git for the checkout's own files, and a system
-# apxs on PATH (the test that ours is the one mod_wsgi finds).
-TEST_PACKAGES="openssl curl git apache2-dev"
+# apxs on PATH (the test that ours is the one mod_wsgi finds), httpd's test suite, and an LDAP server
+# for docs/ldap.md's recipe.
+TEST_PACKAGES="openssl curl git apache2-dev $HTTPD_SUITE_PACKAGES slapd ldap-utils"
 
 # Whether $1 (a Python command) is Debian's, or missing: then PYTHON_PACKAGES are needed too.
 uses_debian_python() {

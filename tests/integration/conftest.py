@@ -27,7 +27,9 @@ V = {name: r.version for name, r in RECIPES.items()}  # component versions, from
 LOADED = f"Server loaded:  APR {V['apr']}, APR-UTIL {V['apr-util']}, PCRE {V['pcre2']}"
 MACHINE = platform.machine()
 MOD_WSGI = os.environ.get("MOD_WSGI_VERSION_SPEC", "mod_wsgi==6.1.1")
-FEATURES = ["-C", "ssl=required", "-C", "http2=required", "-C", "deflate=required", "-C", "brotli=required"]
+FEATURES = ["-C", "ssl=required", "-C", "http2=required", "-C", "deflate=required", "-C", "brotli=required",
+            "-C", "lua=required", "-C", "proxy-html=required", "-C", "md=required", "-C", "ldap=required",
+            "-C", "session-crypto=required"]
 
 
 

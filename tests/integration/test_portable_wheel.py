@@ -215,3 +215,13 @@ def test_pip_picks_the_portable_wheel_from_a_real_index(portable_wheel, tmp_path
     assert json.loads(info)["profile"] == "portable"
     text = run([venv.bin / "mod_wsgi-httpd", "info"]).stdout
     assert "profile:   portable: " in text and "openssl 3.5." in text
+
+
+def test_httpd_suite_passes_on_the_portable_wheel(portable_wheel, tmp_path_factory):
+    """httpd's own test suite (test_httpd_suite.py) on the installed portable wheel, event MPM:
+    mod_ssl's built-in OpenSSL, mod_lua's Lua, mod_proxy_html's libxml2 included."""
+    from .test_httpd_suite import assert_suite_passes
+    base = tmp_path_factory.mktemp("portable-suite")
+    venv = make_venv(base / "venv", pip="as-is")
+    venv.pip("install", "--no-deps", portable_wheel)
+    assert_suite_passes(venv.prefix(), "event", base / "logs")

@@ -1,0 +1,38 @@
+"""httpd's own test suite (the perl-framework from Debian's apache2 source package) against this
+checkout's build, run by ci/httpd_suite.py as Debian's autopkgtest runs it: an unprivileged user,
+our apxs compiling the framework's c-modules, every module of the prefix loaded, one MPM at a time.
+
+CI runs the event MPM on the system-profile build (the session's wheel, every feature required) and
+on the portable wheel (test_portable_wheel.py). HTTPD_SUITE_MPMS="event worker prefork" runs all three:
+    HTTPD_SUITE_MPMS="event worker prefork" bash ci/test -k httpd_suite
+"""
+
+import os
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "ci"))
+import httpd_suite  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+MPMS = os.environ.get("HTTPD_SUITE_MPMS", "event").split()
+
+
+def assert_suite_passes(prefix, mpm, logs):
+    """0 failed test files, no crash, and no file skipped except those Debian's apache2 skips too
+    (no PHP, no LDAP server for the framework, no Perl websocket client, 2.5-only tests)."""
+    [result] = httpd_suite.run_suite(prefix, [mpm], logs)
+    print(result.summary())
+    (logs / "summary.txt").write_text(result.summary() + "\n")
+    assert result.files > 100 and result.tests > 5000, result.summary()
+    assert result.ok, result.summary()
+    assert set(result.skipped) <= set(httpd_suite.DEBIAN_SKIPS), result.summary()
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_httpd_suite_passes_on_the_system_build(venv, mpm, tmp_path_factory):
+    assert_suite_passes(venv.prefix(), mpm, tmp_path_factory.mktemp(f"httpd-suite-{mpm}"))
