@@ -6,7 +6,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +44,25 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Library:
+    """A system library a feature links that no recipe builds (libcurl for mod_md): what the SBOM
+    of a system build says of it, as a recipe says it of a component."""
+
+    name: str
+    cpe: str
+    purl: str
+    license: str
+    homepage: str
+
+    def cpe23(self, version: str) -> str:
+        vendor, product = self.cpe.split(":")
+        return f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*"
+
+    def package_url(self, version: str) -> str:
+        return self.purl.format(version=version, version_=version.replace(".", "_"))
+
+
+@dataclass(frozen=True)
 class Feature:
     """An optional part of a component that needs a system library (see issue: auto/required/off)."""
 
@@ -72,6 +91,7 @@ class Feature:
     elsewhere: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]], ...] = ()
     # why a profile that builds its libraries in does not build this one (no recipe provides it)
     not_vendored: str = ""
+    library_sbom: Optional[Library] = None  # how the SBOM names its library when no recipe does
 
     @property
     def headers(self) -> Tuple[Tuple[str, ...], ...]:
@@ -182,7 +202,7 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         (component_name, _take(t, "on", list, path, f"{where}.{component_name}", default=()),
          _take(t, "with_dir", list, path, f"{where}.{component_name}", default=()),
          _take(t, "off", list, path, f"{where}.{component_name}", default=()))
-        for component_name, t in table.items() if isinstance(t, dict) and component_name != "packages")
+        for component_name, t in table.items() if isinstance(t, dict) and component_name not in ("packages", "sbom"))
     return Feature(
         name=name, component=component,
         library=_take(table, "library", str, path, where),
@@ -192,6 +212,8 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         needs=_take(table, "needs", str, path, where, default=""),
         pkg_config=_take(table, "pkg_config", str, path, where, default=""),
         not_vendored=_take(table, "not_vendored", str, path, where, default=""),
+        library_sbom=Library(**{k: _take(table["sbom"], k, str, path, f"{where}.sbom")
+                                for k in ("name", "cpe", "purl", "license", "homepage")}) if "sbom" in table else None,
         elsewhere=elsewhere,
         packages=dict(packages), modes=tuple(modes),
         modules=_take(table, "modules", list, path, where, default=()),

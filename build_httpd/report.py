@@ -63,7 +63,7 @@ def _linkage(recipe: Recipe) -> str:
     return "executable" if recipe.name == "httpd" else "shared library in lib/"
 
 
-def _component(recipe: Recipe, version: str, **extra) -> Dict[str, object]:
+def _component(recipe, version: str, **extra) -> Dict[str, object]:
     """A CycloneDX component that vulnerability scanners can match: CPE 2.3 and package URL."""
     component = {
         "type": "application" if recipe.name == "httpd" else "library",
@@ -104,7 +104,7 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None)
         vendoring = next(p.name for p in PROFILES.values() if p.vendors)  # where each library's recipe is
         providers = {r.provides: r for r in load_recipes(directory, profile=vendoring).values() if r.vendored}
         for name, decision in sorted((decisions or {}).items()):
-            provider = providers.get(name)
+            provider = providers.get(name) or decision.feature.library_sbom
             if not decision.built or provider is None:
                 continue
             known = decision.version or "unknown"

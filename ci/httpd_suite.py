@@ -16,10 +16,12 @@ for a module the prefix lacks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "ci")]
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -50,7 +52,7 @@ DEBIAN_SKIPS = {
     "t/apache/byterange8.t": "2.5-only",
     "t/filter/byterange.t": "2.5-only",
     "t/apache/leaks.t": "needs mod_memory_track, a debugging module outside httpd's tree",
-    "t/modules/ldap.t": "needs an LDAP server set up for the framework",
+    "t/modules/ldap.t": "needs LDAP servers set up for the framework (run here when Debian's slapd is installed)",
     "t/modules/proxy_websockets.t": "needs Perl's websocket client (not packaged for the suite)",
     "t/modules/proxy_websockets_ssl.t": "needs Perl's websocket client (not packaged for the suite)",
     "t/modules/sed.t": "needs Perl's LWP::Protocol::AnyEvent::http (not in the suite's packages)",
@@ -107,10 +109,15 @@ class Result:
     seconds: float = 0.0
     log: Path = Path()
 
+    # modules the build leaves out on purpose, with why (the portable wheel's ldap and md: README)
+    left_out: Dict[str, str] = field(default_factory=dict)
+
     @property
     def missing_modules(self) -> Dict[str, str]:
-        """Skipped files whose reason is a module the prefix lacks, and that no environment explains."""
-        return {f: r for f, r in self.skipped.items() if SKIP_MODULE.search(r)}
+        """Skipped files whose reason is a module the prefix lacks, unless the build says it leaves
+        that module out on purpose."""
+        return {f: r for f, r in self.skipped.items()
+                if any(m not in self.left_out for m in SKIP_MODULE.findall(r))}
 
     @property
     def ok(self) -> bool:
@@ -125,9 +132,14 @@ class Result:
         lines = [f"{self.mpm}: {ok_files} test files ok, {len(self.failed_files)} failed, {len(self.skipped)} skipped, "
                  f"{self.tests} tests, {self.seconds:.0f} s (log: {self.log})"]
         lines += [f"  FAILED {f}" for f in self.failed_files]
-        lines += [f"  skipped {f}: {r}" + ("   <- a module we lack" if f in self.missing_modules else
-                                             "   <- Debian's apache2 does not skip it" if f not in DEBIAN_SKIPS else "")
-                  for f, r in sorted(self.skipped.items())]
+        def note(f: str, r: str) -> str:
+            if f in self.missing_modules:
+                return "   <- a module we lack"
+            on_purpose = [f"{m}: {self.left_out[m]}" for m in SKIP_MODULE.findall(r) if m in self.left_out]
+            if on_purpose:
+                return "   <- left out of this build on purpose (" + "; ".join(on_purpose) + ")"
+            return "   <- Debian's apache2 does not skip it" if f not in DEBIAN_SKIPS else ""
+        lines += [f"  skipped {f}: {r}{note(f, r)}" for f, r in sorted(self.skipped.items())]
         if self.crashed:
             lines.append("  a server process dumped core (see the log)")
         return "\n".join(lines)
@@ -147,6 +159,18 @@ def parse(mpm: str, output: str) -> Result:
     if not result.passed and not result.failed_files:
         result.failed_files = sorted(set(re.findall(r"^(t/\S+\.t) \.+ (?:Failed|Dubious)", output, re.M)))
     return result
+
+
+def left_out_on_purpose(prefix: Path) -> Dict[str, str]:
+    """The modules of features the build reports as not built in its profile on purpose (the
+    portable wheel: `not built in the portable profile: why`), from its build-info.json."""
+    import json
+    from build_httpd.recipes import all_features, load_recipes
+    features = all_features(load_recipes())
+    info = json.loads((prefix / "build-info.json").read_text())
+    return {m: f["reason"] for name, f in info["features"].items()
+            if not f["built"] and "not built in the" in f["reason"] and name in features
+            for m in features[name].modules}
 
 
 def module_order(names: List[str]) -> List[str]:
@@ -215,7 +239,7 @@ class Runner:
                 os.chmod(d, os.stat(d).st_mode | 0o001)
         return framework
 
-    def run(self, framework: Path, mpm: str) -> Result:
+    def run(self, framework: Path, mpm: str, test_args=()) -> Result:
         conf = framework / f"httpd.conf.{mpm}"
         conf.write_text(httpd_conf(self.prefix, mpm, self.work / "test-modules"))
         if os.geteuid() == 0:
@@ -226,18 +250,73 @@ class Runner:
             self.as_user("make clean >/dev/null 2>&1 || true", log, framework)
             rc = self.as_user(f"perl Makefile.PL -apxs {self.prefix}/bin/apxs -httpd_conf {conf}", log, framework)
             if rc == 0:
-                self.as_user("t/TEST", log, framework)
+                self.as_user(" ".join(["t/TEST", *test_args]), log, framework)
             # the server's own log, for a failure's reasons
         server_log = framework / "t" / "logs" / "error_log"
         if server_log.is_file():
             shutil.copy(server_log, self.logs / f"error_log.{mpm}")
         result = parse(mpm, log_path.read_text(errors="replace"))
+        result.left_out = left_out_on_purpose(self.prefix)
         result.seconds = time.monotonic() - start
         result.log = log_path
         if rc != 0:
             result.passed = False
             result.failed_files = result.failed_files or ["(perl Makefile.PL failed)"]
         return result
+
+
+# t/modules/ldap.t wants two directory servers at fixed ports (its configuration names them):
+# dc=example,dc=com with the framework's scripts/httpd.ldif, and the server its referral points to
+LDAP_SERVERS = {8389: "httpd.ldif", 8390: "httpd-sub.ldif"}
+SLAPD = Path("/usr/sbin/slapd")
+SUFFIX = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n"
+
+
+@contextlib.contextmanager
+def ldap_servers(framework: Path, work: Path, log):
+    """Real slapd servers for ldap.t, as the framework's scripts/ldap-init.sh sets them up (no
+    anonymous bind): yields whether they run. Without Debian's slapd, or with the ports taken,
+    ldap.t is skipped, as on Debian."""
+    import socket
+    if not SLAPD.is_file() or not Path("/etc/ldap/schema/inetorgperson.schema").is_file():
+        print("ldap.t: no slapd here (Debian's slapd package), so it is skipped", file=log)
+        yield False
+        return
+    for port in LDAP_SERVERS:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                print(f"ldap.t: port {port} is taken, so it is skipped", file=log)
+                yield False
+                return
+    procs = []
+    try:
+        for port, ldif in LDAP_SERVERS.items():
+            home = work / f"slapd-{port}"
+            (home / "db").mkdir(parents=True)
+            conf = home / "slapd.conf"
+            conf.write_text("".join(f"include /etc/ldap/schema/{s}.schema\n" for s in ("core", "cosine", "inetorgperson"))
+                            + f"modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {home}/slapd.pid\n"
+                            "disallow bind_anon\nrequire authc\ndatabase mdb\nsuffix \"dc=example,dc=com\"\n"
+                            f"rootdn \"cn=admin,dc=example,dc=com\"\nrootpw travis\ndirectory {home}/db\n")
+            (home / "data.ldif").write_text(SUFFIX + (framework / "scripts" / ldif).read_text())
+            subprocess.run([SLAPD.parent / "slapadd", "-f", conf, "-l", home / "data.ldif"], check=True,
+                           stdout=log, stderr=subprocess.STDOUT)
+            procs.append(subprocess.Popen([SLAPD, "-d", "0", "-f", conf, "-h", f"ldap://127.0.0.1:{port}/"],
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+        def listening():
+            for port in LDAP_SERVERS:
+                with socket.create_connection(("127.0.0.1", port), timeout=2):
+                    pass
+            return True
+        from waiting import wait_until
+        wait_until(listening, "slapd on ports 8389 and 8390", 30, alive=lambda: all(p.poll() is None for p in procs))
+        yield True
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20)
 
 
 def run_suite(prefix: Path, mpms, logs: Path) -> List[Result]:
@@ -247,7 +326,8 @@ def run_suite(prefix: Path, mpms, logs: Path) -> List[Result]:
     try:
         runner = Runner(prefix, work, logs)
         framework = runner.prepare()
-        return [runner.run(framework, mpm) for mpm in mpms]
+        with open(logs / "slapd.log", "w") as log, ldap_servers(framework, work, log) as ldap:
+            return [runner.run(framework, mpm, ["-defines", "LDAP"] if ldap else []) for mpm in mpms]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

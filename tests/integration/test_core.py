@@ -233,7 +233,11 @@ def test_info_says_what_was_built(venv):
     data = json.loads(run([venv.python, "-m", "mod_wsgi_packages.httpd", "--json"]).stdout)
     assert data["components"]["pcre2"]["version"] == V["pcre2"]
     assert data["prefix"] == str(venv.prefix())
-    assert {"ssl", "http2", "deflate", "brotli", "expat"} <= {n for n, f in data["features"].items() if f["built"]}
+    assert {"ssl", "http2", "deflate", "brotli", "expat", "lua", "proxy-html", "md", "ldap", "session-crypto"} == \
+        {n for n, f in data["features"].items() if f["built"]}
+    for module in ("lua", "xml2enc", "proxy_html", "md", "ldap", "authnz_ldap", "session_crypto", "imagemap",
+                   "ident", "cern_meta", "authnz_fcgi"):
+        assert module in data["modules"], module
     sbom = json.loads(Path(data["sbom"]).read_text())
     assert sbom["bomFormat"] == "CycloneDX"
     shipped = [c for c in sbom["components"] if c.get("scope") != "excluded"]
@@ -241,7 +245,8 @@ def test_info_says_what_was_built(venv):
     # the system libraries it links, with the versions of the headers it was built against (the
     # installed -dev packages' versions), each with a CPE scanners match
     linked = {c["name"]: c for c in sbom["components"] if c.get("scope") == "excluded"}
-    assert {"openssl", "nghttp2", "zlib", "expat", "brotli"} == set(linked)
+    assert {"openssl", "nghttp2", "zlib", "expat", "brotli", "lua", "libxml2", "curl", "openldap"} == set(linked)
+    assert linked["curl"]["cpe"].startswith("cpe:2.3:a:haxx:libcurl:") and linked["lua"]["version"].startswith("5.4.")
     ssl_version = run(["dpkg-query", "-W", "-f=${Version}", "libssl-dev"]).stdout.split("-")[0]
     assert linked["openssl"]["cpe"] == f"cpe:2.3:a:openssl:openssl:{ssl_version}:*:*:*:*:*:*:*"
     from cyclonedx.schema import SchemaVersion

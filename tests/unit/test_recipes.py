@@ -26,7 +26,7 @@ def test_real_recipes_load_in_dependency_order():
         assert (recipes[name].version, recipes[name].source.sha256) == (version, sha256)
         assert recipes[name].source.filename == f"{name}-{version}.tar.gz"
         assert len(recipes[name].source.urls) >= 2  # primary and archive
-    assert package_version(recipes) == "2.4.69.3"
+    assert package_version(recipes) == "2.4.69.4"
 
 
 @pytest.fixture

@@ -56,6 +56,11 @@ def test_the_system_profile_lists_the_libraries_it_links_with_their_versions():
     validate(document)
     external = {c["name"]: c for c in document["components"] if c.get("scope") == "excluded"}
     assert set(external) == {"openssl", "expat", "brotli"}  # only what was built (http2, deflate not)
+    # a feature library no recipe builds is named by the feature (mod_md's libcurl)
+    with_md = report.sbom(recipes, "system", system_decisions(recipes, {"ssl": "3.0.19", "md": "8.14.1"}))
+    validate(with_md)
+    curl = next(c for c in with_md["components"] if c["name"] == "curl")
+    assert curl["cpe"] == "cpe:2.3:a:haxx:libcurl:8.14.1:*:*:*:*:*:*:*" and curl["scope"] == "excluded"
     assert external["openssl"]["cpe"] == "cpe:2.3:a:openssl:openssl:3.0.19:*:*:*:*:*:*:*"
     assert external["expat"]["purl"] == "pkg:github/libexpat/libexpat@R_2_5_0"
     # brotli's headers declare no version: no CPE that would match every release

@@ -1,0 +1,72 @@
+"""ci/httpd_suite.py reads Test::Harness's report as the framework prints it."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci"))
+import httpd_suite  # noqa: E402
+
+PASSED = """\
+t/apache/byterange8.t ............... skipped: apache version 2.5.1 or higher is required, this is version 2.4.69
+t/filter/case.t ..................... ok
+t/modules/sed.t ..................... skipped: cannot find module 'LWP::Protocol::AnyEvent::http'
+t/ssl/v2.t .......................... skipped: SSLv2 test(s) not applicable
+All tests successful.
+Files=145, Tests=7332, 311 wallclock secs ( 4.13 usr  1.09 sys + 78.86 cusr 23.83 csys = 107.91 CPU)
+Result: PASS
+"""
+
+FAILED = """\
+t/modules/lua.t ..................... skipped: cannot find module 'lua'
+t/modules/rewrite.t ................. Failed 2/41 subtests
+t/ssl/proxy.t ....................... Dubious, test returned 255 (wstat 65280, 0xff00)
+
+Test Summary Report
+-------------------
+t/modules/rewrite.t (Wstat: 0 Tests: 41 Failed: 2)
+  Failed tests:  7, 9
+t/ssl/proxy.t (Wstat: 65280 (exited 255) Tests: 0 Failed: 0)
+Files=145, Tests=7001, 300 wallclock secs
+Result: FAIL
+"""
+
+
+def test_a_passing_run_with_only_debian_s_skips_is_ok():
+    r = httpd_suite.parse("event", PASSED)
+    assert (r.files, r.tests, r.passed, r.failed_files) == (145, 7332, True, [])
+    assert set(r.skipped) == {"t/apache/byterange8.t", "t/modules/sed.t", "t/ssl/v2.t"}
+    assert not r.missing_modules and not r.unexpected_skips and r.ok  # a Perl module is not an httpd module
+    assert "event: 142 test files ok, 0 failed, 3 skipped, 7332 tests" in r.summary()
+
+
+def test_failed_files_and_a_module_we_lack_are_named():
+    r = httpd_suite.parse("worker", FAILED)
+    assert not r.passed and not r.ok
+    assert r.failed_files == ["t/modules/rewrite.t", "t/ssl/proxy.t"]
+    assert r.missing_modules == {"t/modules/lua.t": "cannot find module 'lua'"}
+    text = r.summary()
+    assert "FAILED t/modules/rewrite.t" in text and "FAILED t/ssl/proxy.t" in text and "<- a module we lack" in text
+
+
+def test_the_configuration_loads_one_mpm_and_what_others_need_first(tmp_path):
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    for name in ("mpm_event", "mpm_worker", "lbmethod_byrequests", "proxy_balancer", "proxy", "watchdog",
+                 "heartbeat", "alias"):
+        (modules / f"mod_{name}.so").write_bytes(b"")
+    conf = httpd_suite.httpd_conf(tmp_path, "event", tmp_path / "test-modules").splitlines()
+    loaded = [line.split()[1][:-len("_module")] for line in conf if line.startswith("LoadModule")]
+    assert loaded[0] == "mpm_event" and "mpm_worker" not in loaded
+    assert loaded.index("proxy") < loaded.index("proxy_balancer") < loaded.index("lbmethod_byrequests")
+    assert loaded.index("watchdog") < loaded.index("heartbeat")
+    assert loaded[-3:] == ["bucketeer", "case_filter", "case_filter_in"]
+
+
+def test_a_module_the_build_leaves_out_on_purpose_is_said_not_hidden():
+    r = httpd_suite.parse("event", PASSED.replace(
+        "All tests", "t/modules/ldap.t .................... skipped: cannot find module 'authnz_ldap', "
+        "LDAP testing not configured\nAll tests"))
+    assert r.missing_modules and not r.ok
+    r.left_out = {"authnz_ldap": "not built in the portable profile: why", "ldap": "same"}
+    assert not r.missing_modules and r.ok
+    assert "left out of this build on purpose (authnz_ldap: not built in the portable profile: why)" in r.summary()
