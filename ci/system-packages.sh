@@ -19,9 +19,11 @@ PORTABLE_BUILD_PACKAGES="build-essential make patch perl $(recipe_build_tools) c
 # Debian's own Python, with venv and the headers mod_wsgi compiles against.
 PYTHON_PACKAGES="python3 python3-venv python3-dev"
 # httpd's own test suite (ci/httpd_suite.py): the Perl modules Debian's apache2 autopkgtest depends
-# on (debian/tests/control of its source package)
+# on (debian/tests/control of its source package), and the websocket client its proxy_websockets
+# tests need (Debian's run skips them for want of it)
 HTTPD_SUITE_PACKAGES="libwww-perl libnet-ssleay-perl libanyevent-perl libdatetime-perl libhtml-parser-perl
- libcrypt-ssleay-perl libhttp-dav-perl libprotocol-http2-perl libfcgi-perl perl-doc"
+ libcrypt-ssleay-perl libhttp-dav-perl libprotocol-http2-perl libfcgi-perl perl-doc
+ libanyevent-websocket-client-perl liburi-ws-perl"
 # Only the tests: a client and certificates for HTTPS, git for the checkout's own files, and a system
 # apxs on PATH (the test that ours is the one mod_wsgi finds), httpd's test suite, and an LDAP server
 # for docs/ldap.md's recipe.

@@ -70,3 +70,9 @@ def test_a_module_the_build_leaves_out_on_purpose_is_said_not_hidden():
     r.left_out = {"authnz_ldap": "not built in the portable profile: why", "ldap": "same"}
     assert not r.missing_modules and r.ok
     assert "left out of this build on purpose (authnz_ldap: not built in the portable profile: why)" in r.summary()
+
+
+def test_a_skip_debian_does_not_have_fails_the_run_but_prefork_may_skip_heartbeat():
+    line = "t/modules/heartbeat.t ............... skipped: no reason given\nAll tests"
+    assert not httpd_suite.parse("event", PASSED.replace("All tests", line)).ok
+    assert httpd_suite.parse("prefork", PASSED.replace("All tests", line)).ok
