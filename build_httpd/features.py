@@ -210,7 +210,7 @@ def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes
         if unbuilt:
             decisions[name] = unbuilt
             continue
-        vendored = providers.get(feature.library_feature)
+        vendored = None if feature.not_vendored else providers.get(feature.library_feature)
         if vendored is None:
             reason = f"not built in the portable profile: {feature.not_vendored}"
             if mode == "required":

@@ -32,10 +32,7 @@ class Profile:
         binds to the system's libssl, and neither to the other). Only those archives: httpd's own
         (libmain.a, …) must keep exporting the API its modules link against."""
         archives = vendored_archives(recipes) if self.vendors else []
-        # --no-as-needed: a shared library named before the static archive that needs it (libdl
-        # before libcrypto.a, as httpd's and APR-util's link lines have it) is kept, so that
-        # glibc < 2.34 resolves dlopen & co. there (Debian 11: "DSO missing from command line")
-        return [f"-Wl,--exclude-libs,{':'.join(archives)}", "-Wl,--no-as-needed"] if archives else []
+        return [f"-Wl,--exclude-libs,{':'.join(archives)}"] if archives else []
 
     def environment(self, env: Dict[str, str], recipes) -> Dict[str, str]:
         """The build environment's additions: the hiding flags, the libraries the vendored

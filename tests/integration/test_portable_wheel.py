@@ -133,7 +133,7 @@ def test_the_portable_wheel_is_manylinux_2_31_and_self_contained(machine, wheels
     vendored = {n: c for n, c in info["components"].items() if c["linkage"].startswith("static")}
     assert set(vendored) == {"openssl", "nghttp2", "brotli", "zlib", "expat", "lua", "libxml2"}
     built = {f for f, d in info["features"].items() if d["built"]}
-    assert built == {"ssl", "http2", "brotli", "deflate", "expat", "lua", "proxy-html", "session-crypto"}, built
+    assert built == {"ssl", "http2", "brotli", "deflate", "expat", "lua", "proxy-html"}, built
     # what is not built in says why (docs: README's module table)
     assert "not built in the portable profile" in info["features"]["ldap"]["reason"]
     for name in vendored:
