@@ -14,10 +14,11 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
-from . import cache, relocate, report
+from . import cache, features, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
 from .features import Decision
+from .profile import vendored_archives
 from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, load_recipes
 from .run import run, which
 from .settings import Settings
@@ -286,6 +287,14 @@ def profile_recipes(settings: Settings) -> Dict[str, Recipe]:
             for n, r in recipes.items() if n not in unused}
 
 
+def decide_features(settings: Settings, recipes: Mapping[str, Recipe], env: Mapping[str, str]):
+    """Which features are built: from the recipes that vendor their libraries (a profile that
+    vendors), or from the headers the compiler sees."""
+    if settings.profile.vendors:
+        return features.decide_vendored(all_features(recipes), settings, recipes)
+    return features.decide(all_features(recipes), settings, env["CC"], env)
+
+
 def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
     if recipes is None or settings.profile.vendors:
@@ -293,7 +302,7 @@ def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, 
     env = build_env(settings, source_date_epoch(recipes), recipes)
     compiler = check_toolchain(env, recipes)
     settings.target.check_runs(env)
-    decisions = settings.profile.decide(all_features(recipes), settings, recipes, env["CC"], env)
+    decisions = decide_features(settings, recipes, env)
     key, key_parts = cache.key(recipes, settings, decisions, compiler)
     target = out_dir / "httpd"
     if target.exists():
@@ -360,9 +369,13 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
                      for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, compiler, shown, key, libdirs)
             relocate.check(stage, work, libdirs)
+            relocate.check_target(stage, settings.target.arch.elf_machine, settings.target.libc.loader,
+                                  settings.target.name)
             relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules],
                                         recipes["httpd"].load_first)
-            settings.profile.check(stage, vendor, recipes, settings.target)
+            if settings.profile.vendors:  # the profile's promise: the vendored libraries' symbols stay private
+                relocate.check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)],
+                                      settings.target.tool("nm"))
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")

@@ -1,21 +1,26 @@
-"""What is built, and for which machine, decided in one place.
+"""What is built, and for which machine, described in one place.
 
-A Profile says where the feature libraries (OpenSSL, nghttp2, brotli, zlib, expat) come from: the
-system (`system`) or recipes built in statically with their symbols hidden (`portable`). A Target
-says which machine the binaries are for: architecture, C library and the oldest version of it they
-run on, and the toolchain that compiles for it (the build machine's own, or a cross compiler).
-The engine asks these two objects; it never compares names. Adding a target is one entry in
-TARGETS (and, for its release build, a build root: ci/build-portable-wheel)."""
+A Profile says where the feature libraries (OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2)
+come from: the system (`system`) or recipes built in statically with their symbols hidden
+(`portable`). A Target says which machine the binaries are for: an architecture (ARCHES), a C
+library (LIBCS) and the oldest version of it they run on, the toolchain that compiles for it
+(TOOLCHAINS) and the Debian release whose root builds its wheel. The engine asks these objects; it
+never compares names. Adding a target is one row of TARGETS.
+
+This module only describes: it imports nothing of the engine (the build decides and checks with
+what it reads here; `python -m build_httpd.profile` lists the targets)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import platform
 import shlex
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from .errors import MissingRequirementError, SettingError
 
@@ -62,18 +67,6 @@ class Profile:
         -C FEATURE-dir (empty: wherever the compiler finds it)."""
         return str(vendor) if self.vendors else str(settings.feature_dirs.get(feature, ""))
 
-    def decide(self, features, settings, recipes, cc: str, env) -> dict:
-        from .features import decide, decide_vendored
-        if self.vendors:
-            return decide_vendored(features, settings, recipes)
-        return decide(features, settings, cc, env)
-
-    def check(self, stage: Path, vendor: Path, recipes, target: "Target") -> None:
-        """The profile's promise, checked on the finished prefix."""
-        if self.vendors:
-            from .relocate import check_hidden
-            check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)], target.tool("nm"))
-
 
 def vendored_archives(recipes) -> list:
     """The file names of the static archives the vendored libraries install into vendor/lib."""
@@ -85,76 +78,183 @@ PROFILES: Dict[str, Profile] = {p.name: p for p in (
     Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib, expat, Lua and libxml2 in, static, symbols hidden"),
 )}
 
+@dataclass(frozen=True)
+class Arch:
+    machine: str  # as `uname -m` and wheel platform tags say it
+    debian: str  # Debian's name (multiarch packages, debootstrap --arch)
+    elf_machine: int  # e_machine in its ELF headers (EM_X86_64, EM_AARCH64)
+
+
+@dataclass(frozen=True)
+class Libc:
+    name: str
+    abi: str  # the last part of the GNU triplet: x86_64-linux-<abi>
+    tag: str  # the wheel platform tag's family: <tag>_<floor>_<machine>
+    loader: str  # what its dynamic loader's name starts with (an executable's PT_INTERP)
+    # Linker flags every program for it gets. musl gives a thread 128 KB of stack unless the program
+    # asks for more (PT_GNU_STACK's size, read by musl for its default thread stack): a Python
+    # interpreter in a thread of httpd or mod_wsgi needs more than that (CPython 3.11 crashes in
+    # 200 levels of recursion through C at 128 KB; glibc gives 8 MB). 2 MB, as glibc-sized as
+    # reasonable without making 30 idle threads cost much address space.
+    ldflags: str = ""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """How a compiler for a target is called. The command templates see {gnu} (the target's GNU
+    triplet with the build machine's binutils naming, e.g. aarch64-linux-gnu), {machine}, {floor}
+    and {zig}."""
+
+    name: str
+    why: str  # why this toolchain for the targets that use it
+    native_cc: str  # on a build machine of the target's architecture
+    cross_cc: str  # on another one
+    native_packages: Tuple[str, ...] = ()  # Debian's packages that provide it ({debian}: the target's arch)
+    cross_packages: Tuple[str, ...] = ()
+    python_packages: Tuple[str, ...] = ()  # from the package index (zig)
+
+
+LIBCS: Dict[str, Libc] = {c.name: c for c in (
+    Libc("glibc", "gnu", "manylinux", "ld-linux"),
+    Libc("musl", "musl", "musllinux", "ld-musl", ldflags="-Wl,-z,stack-size=2097152"),
+)}
+
+ARCHES: Dict[str, Arch] = {a.machine: a for a in (
+    Arch("x86_64", "amd64", 62),
+    Arch("aarch64", "arm64", 183),
+)}
+
+TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
+    Toolchain("gcc", "Debian's gcc in a root of the floor's Debian release: that release's glibc is the floor",
+              "cc", "{gnu}-gcc", (),
+              ("gcc-{gnu}", "libc6-dev:{debian}", "libcrypt-dev:{debian}")),
+    # Debian's musl (1.2.2 in Debian 11: the musllinux_1_2 floor) with its gcc specs: the same gcc
+    # as the glibc wheels, so one compiler's behaviour to know; zig's musl is newer (1.2.5) than
+    # the floor it would claim
+    Toolchain("musl-gcc", "Debian's musl and musl-tools (musl 1.2.2 in Debian 11, the musllinux_1_2 floor) with "
+              "the same gcc as the glibc wheels",
+              "musl-gcc", "{gnu}-gcc -specs /usr/lib/{machine}-linux-musl/musl-gcc.specs",
+              ("musl-tools", "musl-dev"), ("gcc-{gnu}", "musl-dev:{debian}", "musl:{debian}")),
+    # zig links against stub libraries of any glibc version: no Debian root is as old as 2.28
+    Toolchain("zig", "zig cc (ziglang from the package index) links against any glibc version's symbols; no "
+              "Debian root here has a glibc as old as 2.28",
+              "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
+              "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
+              (), ("binutils-{gnu}",), ("ziglang",)),
+)}
+
 # The tools a build names by their plain names, which a cross toolchain prefixes with its triplet.
-_TOOLS = ("gcc", "gcc-ar", "gcc-nm", "gcc-ranlib", "g++", "cpp", "ar", "ranlib", "nm", "strip", "ld", "objdump", "objcopy", "readelf")
+_TOOLS = ("gcc", "gcc-ar", "gcc-nm", "gcc-ranlib", "g++", "cpp", "ar", "ranlib", "nm", "strip", "ld", "objdump",
+          "objcopy", "readelf")
 
 
 @dataclass(frozen=True)
 class Target:
-    machine: str  # as `uname -m` and wheel platform tags say it
-    debian_arch: str  # Debian's name (multiarch packages, debootstrap --arch)
-    triplet: str  # GNU triplet: autoconf's --host, the cross toolchain's prefix
-    libc: str = "glibc"
-    libc_floor: str = "2.31"  # the oldest libc its portable wheel runs on: the build root's
-    floor_suite: str = "bullseye"  # the Debian release whose libc that is (ci/build-portable-wheel)
+    arch: Arch
+    libc: Libc
+    floor: str  # the oldest version of the C library its binaries run on
+    toolchain: Toolchain
+    build_suite: str  # the Debian release whose root builds its wheel (ci/build-portable-wheel)
+    cflags: str = ""  # what this row's compiler needs beyond its toolchain's command
+
+    @property
+    def name(self) -> str:
+        """Its wheel platform tag, which is also its name: manylinux_2_31_x86_64."""
+        return f"{self.libc.tag}_{self.floor.replace('.', '_')}_{self.arch.machine}"
+
+    @property
+    def machine(self) -> str:
+        return self.arch.machine
+
+    @property
+    def debian_arch(self) -> str:
+        return self.arch.debian
+
+    @property
+    def triplet(self) -> str:
+        """The GNU triplet of the binaries (autoconf's --host): x86_64-linux-musl."""
+        return f"{self.machine}-linux-{self.libc.abi}"
+
+    @property
+    def gnu(self) -> str:
+        """The triplet Debian's cross binutils for this architecture are prefixed with."""
+        return f"{self.machine}-linux-gnu"
 
     @property
     def cross(self) -> bool:
+        """Its programs are for another architecture: they run here only through qemu-user."""
         return self.machine != build_machine()
 
     @property
-    def cross_packages(self) -> tuple:
-        """Debian's packages that compile for this target on another machine: the cross compiler
-        and the target's C library (multiarch; libcrypt is APR-util's crypt())."""
-        return (f"gcc-{self.triplet}", f"libc6-dev:{self.debian_arch}", f"libcrypt-dev:{self.debian_arch}")
+    def foreign(self) -> bool:
+        """Its compiler is not the build machine's own cc for its own C library: configure is told
+        the host triplet, and the installed prefix records the target's plain `cc` instead."""
+        return self.cross or self.toolchain.name != "gcc" or self.libc.name != host_libc()
+
+    @property
+    def debian_packages(self) -> Tuple[str, ...]:
+        """Debian's packages of its toolchain on this build machine."""
+        chosen = self.toolchain.cross_packages if self.cross else self.toolchain.native_packages
+        return tuple(p.format(gnu=self.gnu, debian=self.debian_arch) for p in chosen)
 
     def tool(self, name: str) -> str:
-        return f"{self.triplet}-{name}" if self.cross else name
+        return f"{self.gnu}-{name}" if self.cross else name
 
     @property
     def wheel_platform(self) -> str:
-        """The tag setuptools gives the wheel (auditwheel turns it into the manylinux one)."""
+        """The tag setuptools gives the wheel (auditwheel turns it into `name`)."""
         return f"linux_{self.machine}"
 
     @property
     def manylinux(self) -> str:
-        return f"manylinux_{self.libc_floor.replace('.', '_')}_{self.machine}"
+        return self.name
+
+    def cc(self) -> str:
+        template = self.toolchain.cross_cc if self.cross else self.toolchain.native_cc
+        command = template.format(gnu=self.gnu, machine=self.machine, floor=self.floor, zig=zig_command())
+        return f"{command} {self.cflags}".strip()
 
     def environment(self, env: Dict[str, str]) -> Dict[str, str]:
-        """The compiler and binutils for this target. A native build keeps the user's CC (or cc);
-        a cross build uses the cross toolchain unless CC names one, and compiles the build's own
-        helper programs (APR's gen_test_char) with the build machine's cc."""
+        """The compiler and binutils for this target. A build for the build machine's own C
+        library keeps the user's CC (or cc); any other uses the target's toolchain, and compiles
+        the build's own helper programs (APR's gen_test_char) with the build machine's cc. What is
+        linked gets the C library's own flags (musl: a thread stack Python can live in)."""
         env = dict(env)
-        if not self.cross:
+        if not self.foreign:
             env["CC"] = env.get("CC") or "cc"
-            return env
-        env["CC"] = env.get("CC") or self.tool("gcc")
-        for var, name in (("AR", "ar"), ("RANLIB", "ranlib"), ("NM", "nm"), ("STRIP", "strip")):
-            env[var] = env.get(var) or self.tool(name)
-        env.setdefault("CC_FOR_BUILD", "cc")
+        else:
+            env["CC"] = self.cc()
+            for var, name in (("AR", "ar"), ("RANLIB", "ranlib"), ("NM", "nm"), ("STRIP", "strip")):
+                env[var] = self.tool(name)
+            env.setdefault("CC_FOR_BUILD", "cc")
+        if self.libc.ldflags:
+            env["LDFLAGS"] = f"{env.get('LDFLAGS', '')} {self.libc.ldflags}".strip()
         return env
 
     def configure_args(self, recipe) -> tuple:
-        """A recipe's cross-compiling arguments (its `cross_configure`), filled in; none natively."""
-        if not self.cross:
+        """A recipe's arguments for a foreign target (its `cross_configure`), filled in."""
+        if not self.foreign:
             return ()
-        return tuple(a.format(host=self.triplet, machine=self.machine, cc=self.tool("gcc"))
+        return tuple(a.format(host=self.triplet, machine=self.machine, cc=self.cc().split()[0])
                      for a in recipe.cross_configure)
 
     def recorded_toolchain(self) -> Dict[str, str]:
-        """What a cross build records in the installed prefix (config_vars.mk, apr-1-config,
+        """What a foreign build records in the installed prefix (config_vars.mk, apr-1-config,
         libtool, …) and what the target machine calls it: mod_wsgi builds there with `cc`."""
-        if not self.cross:
+        if not self.foreign:
             return {}
-        names = {f"{self.triplet}-{tool}": {"gcc": "cc", "g++": "c++"}.get(tool, tool) for tool in _TOOLS}
-        names[f"/usr/lib/gcc-cross/{self.triplet}/"] = f"/usr/lib/gcc/{self.triplet}/"
+        names = {self.cc(): "cc"}
+        if self.cross:
+            names.update({f"{self.gnu}-{tool}": {"gcc": "cc", "g++": "c++"}.get(tool, tool) for tool in _TOOLS})
+            names[f"/usr/lib/gcc-cross/{self.gnu}/"] = f"/usr/lib/gcc/{self.gnu}/"
         return names
 
     def check_runs(self, env: Mapping[str, str]) -> None:
-        """A cross build runs configure's test programs (and httpd's build-time helpers) for the
-        target through binfmt_misc and qemu-user: their answers are the target's own. Stop before
-        anything is fetched when that does not work."""
-        if not self.cross:
+        """A foreign build runs configure's test programs (and httpd's build-time helpers) for the
+        target: natively when the target's C library is installed here, else through binfmt_misc
+        and qemu-user. Their answers are the target's own. Stop before anything is fetched when
+        the compiler or running its programs does not work."""
+        if not self.foreign:
             return
         with tempfile.TemporaryDirectory() as tmp:
             probe = Path(tmp) / "probe"
@@ -166,27 +266,41 @@ class Target:
                 built = subprocess.CompletedProcess(argv, 127, "", str(e))
             if built.returncode != 0:
                 raise MissingRequirementError(
-                    f"the cross compiler for {self.machine} ({env['CC']}) does not work",
+                    f"the compiler for {self.name} ({env['CC']}) does not work",
                     (built.stderr or "").strip()[:500],
-                    f"install it (Debian: apt-get install gcc-{self.triplet} and, with dpkg --add-architecture "
-                    f"{self.debian_arch}, libc6-dev:{self.debian_arch} libcrypt-dev:{self.debian_arch})")
+                    f"install its toolchain ({self.toolchain.why}): "
+                    + self.install_hint())
             try:
                 ran = subprocess.run([str(probe)], capture_output=True).returncode == 0
             except OSError:
                 ran = False
         if not ran:
+            how = (f"register qemu-user for {self.machine} with binfmt_misc (Debian: apt-get install qemu-user-static "
+                   f"binfmt-support; mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts "
+                   f"--enable qemu-{self.machine}) and " if self.cross else "")
             raise MissingRequirementError(
-                f"{self.machine} programs do not run on this {build_machine()} machine",
+                f"{self.name} programs do not run on this {build_machine()} {host_libc()} machine",
                 "configure runs small test programs for the target, and httpd runs helpers it builds",
-                f"register qemu-user for {self.machine} with binfmt_misc (Debian: apt-get install qemu-user-static "
-                f"binfmt-support; mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts "
-                f"--enable qemu-{self.machine}) and install the target's C library "
-                f"(libc6:{self.debian_arch}), or build on a {self.machine} machine")
+                f"{how}install the target's C library ({self.install_hint()}), or build on a {self.name} machine")
+
+    def install_hint(self) -> str:
+        packages = " ".join(self.debian_packages)
+        hint = f"Debian: apt-get install {packages}" if packages else ""
+        if self.cross:
+            hint = f"dpkg --add-architecture {self.debian_arch}; " + hint
+        if self.toolchain.python_packages:
+            hint += (" and " if hint else "") + "pip install " + " ".join(self.toolchain.python_packages)
+        return hint
 
 
-TARGETS: Dict[str, Target] = {t.machine: t for t in (
-    Target("x86_64", "amd64", "x86_64-linux-gnu"),
-    Target("aarch64", "arm64", "aarch64-linux-gnu"),
+TARGETS: Dict[str, Target] = {t.name: t for t in (
+    Target(ARCHES["x86_64"], LIBCS["glibc"], "2.31", TOOLCHAINS["gcc"], "bullseye"),
+    Target(ARCHES["aarch64"], LIBCS["glibc"], "2.31", TOOLCHAINS["gcc"], "bullseye"),
+    Target(ARCHES["x86_64"], LIBCS["glibc"], "2.28", TOOLCHAINS["zig"], "bookworm"),
+    Target(ARCHES["aarch64"], LIBCS["glibc"], "2.28", TOOLCHAINS["zig"], "bookworm"),
+    Target(ARCHES["x86_64"], LIBCS["musl"], "1.2", TOOLCHAINS["musl-gcc"], "bullseye"),
+    # gcc's outline atomics call glibc's private __getauxval, which musl lacks
+    Target(ARCHES["aarch64"], LIBCS["musl"], "1.2", TOOLCHAINS["musl-gcc"], "bullseye", cflags="-mno-outline-atomics"),
 )}
 
 
@@ -194,18 +308,61 @@ def build_machine() -> str:
     return platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
+def host_libc() -> str:
+    """The C library of this machine's Python (the one a native build links)."""
+    name = platform.libc_ver()[0]
+    if not name and Path(f"/lib/ld-musl-{build_machine()}.so.1").exists():
+        return "musl"
+    return name or "glibc"
+
+
+def zig_command() -> str:
+    """zig from the `ziglang` package (the package index's build of zig), where it is installed."""
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.submodule_search_locations:
+        return "zig"
+    return str(Path(list(spec.submodule_search_locations)[0]) / "zig")
+
+
+def default_target(machine: str, libc: str) -> Optional[Target]:
+    """The target a machine and C library name when no floor is given: the newest floor (the
+    toolchain nearest the build machine's own)."""
+    rows = [t for t in TARGETS.values() if t.machine == machine and t.libc.name == libc]
+    return max(rows, key=lambda t: tuple(int(p) for p in t.floor.split(".")), default=None)
+
+
 def target_named(where: str, name: str) -> Target:
-    """The target a setting names (`where` says which setting), by uname -m or Debian's name."""
-    key = {"amd64": "x86_64", "arm64": "aarch64"}.get(name.strip().lower(), name.strip().lower())
-    if key not in TARGETS:
-        raise SettingError(f"{where} is {name!r}", "the targets mod_wsgi-httpd knows are " + ", ".join(TARGETS),
-                           f"use one of target={'|'.join(TARGETS)}")
-    return TARGETS[key]
+    """The target a setting names (`where` says which setting): its wheel tag, or a machine
+    (uname -m or Debian's name) for that machine's glibc target."""
+    key = name.strip().lower()
+    arch = next((a for a in ARCHES.values() if key in (a.machine, a.debian)), None)
+    found = TARGETS.get(key) or (default_target(arch.machine, "glibc") if arch else None)
+    if found is None:
+        raise SettingError(f"{where} is {name!r}", "the targets mod_wsgi-httpd knows are " + ", ".join(TARGETS)
+                           + " (a machine's name alone, " + " or ".join(ARCHES) + ", means its glibc target)",
+                           "use one of target=" + "|".join(TARGETS))
+    return found
 
 
 def host_target() -> Target:
-    """The build machine's own target (a machine we have no entry for builds natively all the
+    """The build machine's own target (a machine we have no row for builds natively all the
     same: the system profile needs no more than a compiler)."""
-    machine = build_machine()
-    return TARGETS.get(machine) or Target(machine, machine, f"{machine}-linux-gnu")
+    machine, libc = build_machine(), host_libc()
+    found = default_target(machine, libc)
+    if found is not None:
+        return found
+    arch = ARCHES.get(machine) or Arch(machine, machine, 0)
+    return Target(arch, LIBCS.get(libc) or Libc(libc, "gnu", "linux", ""), "", TOOLCHAINS["gcc"], "")
 
+
+def describe_targets() -> str:
+    """One line per target: the list `python -m build_httpd.profile` prints."""
+    rows = [(t.name, f"{t.libc.name} {t.floor}+", t.toolchain.name + (" (cross)" if t.cross else ""),
+             f"Debian {t.build_suite} root") for t in TARGETS.values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows)
+
+
+if __name__ == "__main__":
+    print(describe_targets())

@@ -8,9 +8,10 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import BuildError
 from .run import tool_output
@@ -301,6 +302,45 @@ def check_hidden(stage: Path, archives: Sequence[Path], nm: str = "nm") -> None:
                          "these would clash with the system's copies in the same process:\n  "
                          + "\n  ".join(problems[:20]),
                          "report this as a bug in mod_wsgi-httpd")
+
+
+def elf_machine_and_interpreter(path: Path) -> Tuple[int, str]:
+    """e_machine and, for a dynamically linked executable, the loader it names (PT_INTERP)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        order = "<" if head[5] == 1 else ">"
+        machine = struct.unpack_from(order + "H", head, 18)[0]
+        if head[4] != 2:  # 32-bit: no target of ours
+            return machine, ""
+        phoff, = struct.unpack_from(order + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            kind, _, offset, _, _, size = struct.unpack(order + "IIQQQQ", f.read(40))
+            if kind == 3:  # PT_INTERP
+                f.seek(offset)
+                return machine, f.read(size).rstrip(b"\0").decode(errors="replace")
+    return machine, ""
+
+
+def check_target(stage: Path, elf_machine: int, loader: str, name: str) -> None:
+    """Every binary is for the target: its architecture, and its C library's loader. An inherited
+    CC, CFLAGS or a compiler wrapper that quietly compiles for the build machine stops here, not
+    on the user's machine."""
+    problems = []
+    for path in files(stage):
+        if not is_elf(path):
+            continue
+        machine, interpreter = elf_machine_and_interpreter(path)
+        if elf_machine and machine != elf_machine:
+            problems.append(f"{path.relative_to(stage)} is for ELF machine {machine}, not {elf_machine}")
+        elif interpreter and loader and not Path(interpreter).name.startswith(loader):
+            problems.append(f"{path.relative_to(stage)} is loaded by {interpreter}, not {loader}*")
+    if problems:
+        raise BuildError(f"the build compiled files that are not for its target {name}",
+                         "\n  " + "\n  ".join(problems[:20]),
+                         "unset CC, CFLAGS and LDFLAGS that name another compiler or machine, or install the "
+                         "target's toolchain, then build again")
 
 
 def check_modules_load(stage: Path, modules: Sequence[str], load_first: Sequence[str] = ()) -> None:

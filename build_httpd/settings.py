@@ -38,8 +38,8 @@ class Settings:
         described = {"features": dict(self.features),
                      "feature_dirs": {k: str(v) for k, v in self.feature_dirs.items()},
                      "strip": self.strip, "profile": self.profile.name}
-        if self.target.cross:  # a native build's key stays what it was
-            described["target"] = self.target.machine
+        if self.target.foreign:  # a native build's key stays what it was
+            described["target"] = self.target.name
         return described
 
 

@@ -2,6 +2,7 @@
 files from the real compiler, real make fragments and pkg-config files."""
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -218,3 +219,23 @@ def test_a_vendored_symbol_leaking_out_of_a_module_is_caught(tmp_path):
     with pytest.raises(BuildError) as e:
         relocate.check_hidden(tmp_path / "leaky", [tmp_path / "libvend.a"])
     assert "modules/mod_x.so exports SSL_pretend" in str(e.value)
+
+
+def test_a_binary_for_another_machine_or_c_library_stops_the_build(tmp_path):
+    """The target check reads every ELF file's machine and loader: this machine's /bin/true is
+    right for its own glibc target and wrong for an aarch64 or a musl one."""
+    from build_httpd.profile import TARGETS, host_target
+    from build_httpd.relocate import check_target
+    (tmp_path / "bin").mkdir()
+    shutil.copy2("/bin/true", tmp_path / "bin" / "true")
+    (tmp_path / "bin" / "script").write_text("#!/bin/sh\n")
+    own = host_target()
+    check_target(tmp_path, own.arch.elf_machine, own.libc.loader, own.name)
+    other = next(t for t in TARGETS.values() if t.machine != own.machine)
+    with pytest.raises(BuildError) as e:
+        check_target(tmp_path, other.arch.elf_machine, other.libc.loader, other.name)
+    assert f"not for its target {other.name}" in str(e.value) and "bin/true is for ELF machine" in str(e.value)
+    musl = next(t for t in TARGETS.values() if t.machine == own.machine and t.libc.name != own.libc.name)
+    with pytest.raises(BuildError) as e:
+        check_target(tmp_path, musl.arch.elf_machine, musl.libc.loader, musl.name)
+    assert f"not {musl.libc.loader}*" in str(e.value)

@@ -153,11 +153,12 @@ def test_the_target_is_a_setting_and_a_cross_build_is_one_place(tmp_path, monkey
     monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
     assert not settings().target.cross and "target" not in settings().describe()
     s = settings({"profile": "portable", "target": "arm64"}, env={})
-    assert s.target.machine == "aarch64" and s.target.cross and s.describe()["target"] == "aarch64"
-    assert s.target.wheel_platform == "linux_aarch64" and s.target.manylinux == "manylinux_2_31_aarch64"
+    assert s.target.machine == "aarch64" and s.target.cross and s.describe()["target"] == "manylinux_2_31_aarch64"
+    assert s.target.wheel_platform == "linux_aarch64" and s.target.name == "manylinux_2_31_aarch64"
+    assert settings({"target": "musllinux_1_2_aarch64"}).target.libc.name == "musl"
     with pytest.raises(SettingError) as e:
         settings({"target": "sparc"})
-    assert "target=x86_64|aarch64" in str(e.value)
+    assert "target=" + "|".join(profile.TARGETS) in str(e.value)
     recipes = profile_recipes(s)
     env = build_env(s, "1", recipes)
     assert env["CC"] == "aarch64-linux-gnu-gcc" and env["AR"] == "aarch64-linux-gnu-ar" and env["CC_FOR_BUILD"] == "cc"
@@ -180,7 +181,7 @@ def test_the_recorded_cross_toolchain_becomes_the_target_s_own(tmp_path):
     mk = tmp_path / "build" / "config_vars.mk"
     mk.write_text("CC = aarch64-linux-gnu-gcc\nAR = /usr/bin/aarch64-linux-gnu-ar\nGCC_AR = aarch64-linux-gnu-gcc-ar\n"
                   "LIBDIR = /usr/lib/gcc-cross/aarch64-linux-gnu/10\nHOST = --host=aarch64-linux-gnu\n")
-    name_native_toolchain(tmp_path, TARGETS["aarch64"].recorded_toolchain())
+    name_native_toolchain(tmp_path, TARGETS["manylinux_2_31_aarch64"].recorded_toolchain())
     assert mk.read_text() == ("CC = cc\nAR = /usr/bin/ar\nGCC_AR = gcc-ar\nLIBDIR = /usr/lib/gcc/aarch64-linux-gnu/10\n"
                               "HOST = --host=aarch64-linux-gnu\n")
 
@@ -195,15 +196,61 @@ def test_a_cross_build_stops_first_when_target_programs_cannot_run(tmp_path, mon
     cc = tmp_path / "fake-cc"
     cc.write_text('#!/bin/sh\nwhile [ "$1" != -o ]; do shift; done\nprintf "\\001\\002" > "$2"; chmod +x "$2"\n')
     cc.chmod(0o755)
-    target = profile.TARGETS["aarch64"]
+    target = profile.TARGETS["manylinux_2_31_aarch64"]
     with pytest.raises(MissingRequirementError) as e:
         target.check_runs({"CC": str(cc), "PATH": "/usr/bin:/bin"})
-    assert "aarch64 programs do not run on this x86_64 machine" in str(e.value)
+    assert "manylinux_2_31_aarch64 programs do not run on this x86_64" in str(e.value)
     assert "update-binfmts --enable qemu-aarch64" in str(e.value)
     with pytest.raises(MissingRequirementError) as e:
         target.check_runs({"CC": str(tmp_path / "no-such-gcc"), "PATH": "/usr/bin:/bin"})
     assert "apt-get install gcc-aarch64-linux-gnu" in str(e.value) and "libc6-dev:arm64" in str(e.value)
-    profile.TARGETS["x86_64"].check_runs({})  # native: nothing to check (the host runs its own programs)
+    profile.TARGETS["manylinux_2_31_x86_64"].check_runs({})  # native: nothing to check (the host runs its own programs)
+
+
+def test_a_target_is_a_row_of_data_named_by_its_wheel_tag(monkeypatch):
+    """Every row's name is the platform tag auditwheel must give its wheel; a machine's name alone
+    means its newest glibc floor; the list command prints every row."""
+    import subprocess
+    import sys
+    from build_httpd import profile
+    monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    for name, t in profile.TARGETS.items():
+        assert name == f"{t.libc.tag}_{t.floor.replace('.', '_')}_{t.machine}", name
+        assert t.arch in profile.ARCHES.values() and t.libc in profile.LIBCS.values()
+    assert profile.target_named("-C target", "aarch64").name == "manylinux_2_31_aarch64"
+    assert profile.target_named("-C target", "amd64").name == "manylinux_2_31_x86_64"
+    listed = subprocess.run([sys.executable, "-m", "build_httpd.profile"], capture_output=True, text=True,
+                            cwd=Path(__file__).parents[2], check=True).stdout.splitlines()
+    assert [line.split()[0] for line in listed] == list(profile.TARGETS)
+
+
+@pytest.mark.parametrize("name,cc,host", [
+    ("musllinux_1_2_x86_64", "musl-gcc", "x86_64-linux-musl"),
+    ("musllinux_1_2_aarch64", "aarch64-linux-gnu-gcc -specs /usr/lib/aarch64-linux-musl/musl-gcc.specs "
+                              "-mno-outline-atomics", "aarch64-linux-musl"),
+    ("manylinux_2_28_x86_64", " cc -target x86_64-linux-gnu.2.28 -mcpu=baseline -fno-sanitize=undefined",
+     "x86_64-linux-gnu"),
+])
+def test_each_target_compiles_with_its_own_toolchain_and_records_plain_cc(name, cc, host, tmp_path, monkeypatch):
+    """A target whose C library or floor is not the build machine's own is foreign even on the
+    same architecture: its toolchain in CC (the user's CC would compile for the wrong C library),
+    configure told the host triplet, plain `cc` recorded in the prefix. musl's programs get a
+    thread stack Python can live in."""
+    from build_httpd import profile
+    from build_httpd.build import build_env, configure_args, profile_recipes
+    from build_httpd.features import decide_vendored
+    monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
+    monkeypatch.setenv("CC", "gcc")
+    s = settings({"profile": "portable", "target": name}, env={})
+    assert s.target.foreign and s.describe()["target"] == name
+    recipes = profile_recipes(s)
+    env = build_env(s, "1", recipes)
+    assert env["CC"].endswith(cc) or env["CC"] == cc, env["CC"]
+    assert ("-Wl,-z,stack-size=2097152" in env["LDFLAGS"]) == (s.target.libc.name == "musl")
+    decisions = decide_vendored(all_features(recipes), s, recipes)
+    assert f"--host={host}" in configure_args(recipes["apr"], tmp_path, decisions, s, tmp_path / "c", tmp_path / "v")
+    assert s.target.recorded_toolchain()[env["CC"]] == "cc"
 
 
 def test_every_debian_module_is_a_feature_found_as_its_distribution_installs_it():
