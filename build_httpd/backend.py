@@ -29,12 +29,13 @@ def get_requires_for_build_wheel(config_settings=None):
     requires = list(_setuptools.get_requires_for_build_wheel(config_settings))
     try:
         features = {name: f.modes for name, f in all_features(load_recipes()).items()}
-        portable = load_settings(config_settings, features).profile.vendors
+        settings = load_settings(config_settings, features)
     except BuildError:  # a bad setting: build_wheel says so, with the whole message
-        portable = False
-    if portable and not shutil.which("cmake"):
+        return requires
+    if settings.profile.vendors and not shutil.which("cmake"):
         requires.append("cmake>=3.16")
-    return requires
+    # a target's compiler that comes from the package index (zig for the glibc 2.28 wheels)
+    return requires + list(settings.target.toolchain.python_packages)
 
 
 def build_sdist(sdist_directory, config_settings=None):

@@ -70,7 +70,7 @@ def check_toolchain(env: Mapping[str, str], recipes: Mapping[str, Recipe]) -> st
     which("patch", "to apply the patches in patches/", env)
     users = [r.name for r in recipes.values() if r.configure_command[:1] == ("cmake",)]
     if users:
-        which("cmake", f"to build {', '.join(users)} (pip install cmake, or apt-get install cmake)", env)
+        which("cmake", f"to build {', '.join(users)} (pip install cmake works too)", env)
     probe = subprocess.run(shlex.split(env["CC"]) + ["--version"], capture_output=True, text=True, env=dict(env))
     if probe.returncode != 0:
         raise MissingRequirementError(f"the C compiler {cc} does not run", probe.stderr.strip()[:500],

@@ -15,9 +15,8 @@ from typing import Dict, List, Mapping, Tuple
 from .errors import MissingRequirementError
 from .recipes import Feature
 from .settings import Settings
+from .systems import how_to_install
 
-_PACKAGE_MANAGERS = (("debian", "Debian/Ubuntu", "apt-get install"), ("fedora", "Fedora/RHEL", "dnf install"),
-                     ("alpine", "Alpine", "apk add"), ("homebrew", "Homebrew", "brew install"))
 
 
 @dataclass(frozen=True)
@@ -99,11 +98,6 @@ def header_fingerprint(header: str, cc: str, env: Mapping[str, str], include_dir
         return digest.hexdigest()
 
 
-def how_to_install(feature: Feature) -> str:
-    return "; ".join(f"{label}: {cmd} {feature.packages[key]}"
-                     for key, label, cmd in _PACKAGE_MANAGERS if key in feature.packages)
-
-
 def probe_env(feature: Feature, env: Mapping[str, str]) -> Mapping[str, str]:
     """The environment the headers are looked for with: a library whose headers live in a
     directory of their own (libxml2) adds it as its pkg-config file says, as the component's
@@ -183,7 +177,7 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
                             f", or build without it with {name}=off (or {name}=auto)")
             missing.append(
                 f"{feature.library} is required for {feature.gives}, but its header {feature.header} was not "
-                f"found {where}. Install the development package ({how_to_install(feature)}), or point "
+                f"found {where}. Install the development package ({how_to_install(feature.packages)}), or point "
                 f"MOD_WSGI_HTTPD_{setting.upper().replace('-', '_')}_DIR (-C {setting}-dir=DIR) at its installation prefix{alternatives}.")
         decisions[name] = Decision(feature, mode, False, reason)
     if missing:

@@ -1,10 +1,13 @@
 """How the build reaches the network: the way pip does.
 
-The build runs inside pip, so it trusts what pip trusts and goes where pip goes: pip's index URLs,
-`cert`, `client-cert` and `proxy` settings (from PIP_* environment variables, then pip's
-configuration files), REQUESTS_CA_BUNDLE / SSL_CERT_FILE when set, and otherwise the system trust
-store (through `truststore` where the Python supports it, as pip does; else OpenSSL's default
-paths, which are the system store on Linux). Verification is never turned off.
+The build runs inside an installer (pip, uv, build), so it trusts what the installer trusts and
+goes where it goes: pip's index URLs, `cert`, `client-cert` and `proxy` settings (from PIP_*
+environment variables, then pip's configuration files, read here without pip: uv's and build's
+isolated environments have none), uv's indexes (UV_DEFAULT_INDEX, UV_INDEX_URL, UV_INDEX,
+UV_EXTRA_INDEX_URL, uv.toml), else the public default index; REQUESTS_CA_BUNDLE / SSL_CERT_FILE
+when set, and otherwise the system trust store (through `truststore` where the Python supports it,
+as pip does; else OpenSSL's default paths, which are the system store on Linux). Verification is
+never turned off.
 
 Every URL that reaches a message, a log or a report goes through `redact` first: index URLs may
 carry `user:password@`.
@@ -12,14 +15,19 @@ carry `user:password@`.
 
 from __future__ import annotations
 
-import functools
+import configparser
 import os
 import ssl
-import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the build requirement tomli
+    import tomli as tomllib
 
 # pip's configuration keys the build honours, and the PIP_* variables that set them.
 KEYS = ("index-url", "extra-index-url", "cert", "client-cert", "proxy")
@@ -55,32 +63,77 @@ def redact_text(text: str, urls) -> str:
     return text
 
 
-def _pip(*args: str) -> str:
-    # pip's build isolation hides site-packages through PYTHONPATH; pip itself lives there.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONNOUSERSITE", "PYTHONHOME")}
-    try:
-        result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return result.stdout if result.returncode == 0 else ""
+# pip's and uv's default: the public index, when neither is told another one.
+DEFAULT_INDEX = "https://pypi.org/simple/"
 
 
-@functools.lru_cache(maxsize=1)
-def _pip_files() -> Tuple[Tuple[str, str], ...]:
-    """(key, value) from pip's configuration files, in pip's order of precedence (lowest first).
-    An installer without pip (uv's isolated builds) has no such files to offer: then ()."""
-    found: Dict[Tuple[int, str], str] = {}
-    for line in _pip("-m", "pip", "config", "list").splitlines():
-        name, _, value = line.partition("=")
-        section, _, key = name.partition(".")
-        if section in SECTIONS and key in KEYS:
-            found[(SECTIONS.index(section), key)] = value.strip().strip("'\"")
-    return tuple((key, value) for (_, key), value in sorted(found.items()))
+def _pip_config_files(environ: Mapping[str, str]) -> List[Path]:
+    """pip's configuration files in pip's order, the later overriding the earlier: site-wide
+    (XDG_CONFIG_DIRS, /etc), the user's (~/.pip, XDG_CONFIG_HOME), the virtualenv's, then
+    PIP_CONFIG_FILE; that one set to /dev/null means none, and when it exists the user's are
+    skipped (pip's own rules, read without importing pip: an isolated build may not have it)."""
+    named = environ.get("PIP_CONFIG_FILE")
+    if named == os.devnull:
+        return []
+    xdg_dirs = [d for d in environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs] + [Path("/etc/pip.conf")]
+    if not (named and Path(named).exists()):
+        home = Path(environ.get("HOME", "~")).expanduser()
+        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]
+    files += [Path(p) / "pip.conf" for p in dict.fromkeys([environ.get("VIRTUAL_ENV", ""), sys.prefix]) if p]
+    return files + ([Path(named)] if named else [])
 
 
-@functools.lru_cache(maxsize=1)
-def _pip_default_index() -> Optional[str]:
-    return _pip("-c", "from pip._internal.models.index import PyPI; print(PyPI.simple_url)").strip() or None
+def pip_file_values(environ: Mapping[str, str] = os.environ) -> Tuple[Tuple[str, str], ...]:
+    """(key, value) from pip's configuration files, lowest precedence first."""
+    parsed = []
+    for path in _pip_config_files(environ):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue  # pip itself stops on a broken file; the build's install would have stopped first
+        parsed.append(parser)
+    # as pip orders them: a command's section in any file over [global] in any file
+    return tuple((k, v.strip()) for section in SECTIONS for parser in parsed if parser.has_section(section)
+                 for k, v in parser.items(section) if k in KEYS)
+
+
+def _uv_config(environ: Mapping[str, str]) -> dict:
+    """uv's settings from uv.toml: UV_CONFIG_FILE alone when set, else the system's and the
+    user's, the user's winning (UV_NO_CONFIG: none)."""
+    if environ.get("UV_NO_CONFIG"):
+        return {}
+    if environ.get("UV_CONFIG_FILE"):
+        paths = [Path(environ["UV_CONFIG_FILE"])]
+    else:
+        xdg_dirs = [d for d in environ.get("XDG_CONFIG_DIRS", "").split(":") if d]
+        system = next((p for p in [Path(d) / "uv" / "uv.toml" for d in xdg_dirs] if p.is_file()),
+                      Path("/etc/uv/uv.toml"))
+        home = Path(environ.get("HOME", "~")).expanduser()
+        paths = [system, Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "uv" / "uv.toml"]
+    merged: dict = {}
+    for path in paths:
+        try:
+            merged.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+    return merged
+
+
+def uv_index_urls(environ: Mapping[str, str] = os.environ) -> Tuple[Optional[str], List[str]]:
+    """(uv's default index when one is set, uv's other indexes): UV_DEFAULT_INDEX, UV_INDEX_URL,
+    UV_INDEX, UV_EXTRA_INDEX_URL over uv.toml's index-url, extra-index-url and [[index]]."""
+    config = _uv_config(environ)
+    tables = [t for t in config.get("index", []) if isinstance(t, dict) and t.get("url")]
+    default = (environ.get("UV_DEFAULT_INDEX") or environ.get("UV_INDEX_URL") or
+               next((t["url"] for t in tables if t.get("default")), None) or config.get("index-url"))
+    named = [entry.split("=", 1)[-1] if "=" in entry.split("://")[0] else entry
+             for entry in environ.get("UV_INDEX", "").split()]
+    extras = named + environ.get("UV_EXTRA_INDEX_URL", "").split()
+    extras += [t["url"] for t in tables if not t.get("default")] + list(config.get("extra-index-url", []))
+    return default, extras
 
 
 @dataclass(frozen=True)
@@ -91,15 +144,18 @@ class PipSettings:
     proxy: Optional[str]
 
 
-def pip_settings(environ: Mapping[str, str] = os.environ, files=None, default_index=None) -> PipSettings:
-    """pip's settings as pip would see them: PIP_* variables over its configuration files."""
-    values: Dict[str, str] = dict(_pip_files() if files is None else files)
+def pip_settings(environ: Mapping[str, str] = os.environ, files=None, default_index=DEFAULT_INDEX) -> PipSettings:
+    """The installer's settings as it would see them: pip's PIP_* variables over its configuration
+    files (`files`: those files' values, else read here), and uv's indexes beside pip's. The
+    default index only when neither names one."""
+    values: Dict[str, str] = dict(pip_file_values(environ) if files is None else files)
     for key in KEYS:
         env = environ.get("PIP_" + key.upper().replace("-", "_"), "")
         if env:
             values[key] = env
-    primary = values.get("index-url") or (default_index if files is not None else _pip_default_index())
-    urls = ([primary] if primary else []) + values.get("extra-index-url", "").split()
+    uv_default, uv_extras = uv_index_urls(environ)
+    primaries = [u for u in (values.get("index-url"), uv_default) if u] or ([default_index] if default_index else [])
+    urls = primaries + values.get("extra-index-url", "").split() + uv_extras
     return PipSettings(
         index_urls=tuple(u for u in dict.fromkeys(urls) if u.startswith(("https://", "http://"))),
         cert=values.get("cert") or None, client_cert=values.get("client-cert") or None,

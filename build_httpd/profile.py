@@ -17,6 +17,7 @@ import importlib.util
 import platform
 import shlex
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +134,12 @@ TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
     # the floor it would claim
     Toolchain("musl-gcc", "Debian's musl and musl-tools (musl 1.2.2 in Debian 11, the musllinux_1_2 floor) with "
               "the same gcc as the glibc wheels",
-              "musl-gcc", "{gnu}-gcc -specs /usr/lib/{machine}-linux-musl/musl-gcc.specs",
-              ("musl-tools", "musl-dev"), ("gcc-{gnu}", "musl-dev:{debian}", "musl:{debian}")),
+              # musl ships no kernel headers (linux/*.h, asm/*): Debian's cross packages of them
+              # hold nothing else, so no glibc header can slip in (Alpine's linux-headers)
+              "musl-gcc -idirafter /usr/{gnu}/include",
+              "{gnu}-gcc -specs /usr/lib/{machine}-linux-musl/musl-gcc.specs -idirafter /usr/{gnu}/include",
+              ("musl-tools", "musl-dev", "linux-libc-dev-{debian}-cross"),
+              ("gcc-{gnu}", "musl-dev:{debian}", "musl:{debian}", "linux-libc-dev-{debian}-cross")),
     # zig links against stub libraries of any glibc version: no Debian root is as old as 2.28
     Toolchain("zig", "zig cc (ziglang from the package index) links against any glibc version's symbols; no "
               "Debian root here has a glibc as old as 2.28",
@@ -364,5 +369,32 @@ def describe_targets() -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows)
 
 
+# What `python -m build_httpd.profile NAME FIELD` answers (ci/ scripts ask here, not in the code).
+FIELDS = {
+    "name": lambda t: t.name, "machine": lambda t: t.machine, "debian-arch": lambda t: t.debian_arch,
+    "build-suite": lambda t: t.build_suite, "cross": lambda t: "yes" if t.cross else "",
+    "debian-packages": lambda t: " ".join(t.debian_packages),
+    "python-packages": lambda t: " ".join(t.toolchain.python_packages),
+}
+
+
+def main(argv: List[str]) -> int:
+    """No arguments: the targets, one a line. NAME FIELD: that field of a target (NAME: its wheel
+    tag, or a machine for its glibc target), for shell scripts."""
+    if not argv:
+        print(describe_targets())
+        return 0
+    if len(argv) != 2 or argv[1] not in FIELDS:
+        print("usage: python -m build_httpd.profile [NAME FIELD]   FIELD: " + " | ".join(FIELDS), file=sys.stderr)
+        return 2
+    try:
+        target = target_named("the target", argv[0])
+    except SettingError as e:
+        print(f"mod_wsgi-httpd: {e}", file=sys.stderr)
+        return 2
+    print(FIELDS[argv[1]](target))
+    return 0
+
+
 if __name__ == "__main__":
-    print(describe_targets())
+    sys.exit(main(sys.argv[1:]))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from .errors import BuildError, MissingRequirementError, StepError
+from .systems import how_to_install, tool_packages
 
 TAIL_LINES = 15
 ERROR_LINES = 12
@@ -27,8 +28,7 @@ def which(tool: str, why: str, env: Optional[Mapping[str, str]] = None) -> str:
         raise MissingRequirementError(
             f"{tool!r} was not found" if words[0] else "no tool was named",
             f"the build needs it {why}; PATH is {path}",
-            "install it (Debian/Ubuntu: apt-get install build-essential; Fedora: dnf install gcc make; "
-            "Alpine: apk add build-base; macOS: xcode-select --install) or put it on PATH")
+            f"install it ({how_to_install(tool_packages(words[0]))}) or put it on PATH")
     return found
 
 

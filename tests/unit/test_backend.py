@@ -44,3 +44,11 @@ def test_an_unusable_build_cache_is_skipped_not_fatal(tmp_path, capsys):
     not_a_dir.write_text("a file where the cache directory should be")
     assert cache.open_cache(not_a_dir) == (None, None)
     assert f"build cache bypassed: {not_a_dir} is not a directory" in capsys.readouterr().err
+
+
+def test_a_target_s_compiler_from_the_index_is_a_build_requirement():
+    """-C target=manylinux_2_28_x86_64 compiles with zig: pip's isolated build environment gets
+    ziglang; a target built with the system's compiler asks for nothing more."""
+    from build_httpd import backend
+    assert "ziglang" in backend.get_requires_for_build_wheel({"target": "manylinux_2_28_x86_64"})
+    assert "ziglang" not in backend.get_requires_for_build_wheel({"target": "musllinux_1_2_x86_64"})

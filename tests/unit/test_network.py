@@ -4,6 +4,8 @@
 import hashlib
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from .httpserver import MisbehavingServer
 PAYLOAD = os.urandom(50_000)
 NAME = "thing-1.0.tar.gz"
 SOURCE_FOR = lambda *urls: Source(NAME, tuple(urls), len(PAYLOAD), hashlib.sha256(PAYLOAD).hexdigest())  # noqa: E731
+ROOT = Path(__file__).parents[2]
 CLEAN_ENV = {}  # no PIP_*, REQUESTS_CA_BUNDLE or SSL_CERT_FILE: the system trust store
 
 
@@ -85,9 +88,57 @@ def test_pip_settings_environment_over_files():
     assert s.cert == "/from/env.pem" and s.proxy == "http://p:1" and s.client_cert is None
 
 
-def test_pip_default_index_when_nothing_is_configured():
-    assert network.pip_settings({}, files=(), default_index="https://default/simple").index_urls == (
-        "https://default/simple",)
+def test_the_default_index_when_nothing_is_configured_and_pip_cannot_be_imported(tmp_path):
+    """An isolated build environment (python -m build, uv build) has no pip: the index still comes
+    from the configuration files, else it is the public default."""
+    code = ("import sys; sys.modules['pip'] = None\n"
+            "from build_httpd import network\n"
+            "print(' '.join(network.index_urls(dict(HOME=sys.argv[1], XDG_CONFIG_DIRS=sys.argv[1], "
+            "PIP_CONFIG_FILE=sys.argv[2]))))")
+    nothing = subprocess.run([sys.executable, "-c", code, str(tmp_path), os.devnull], capture_output=True, text=True,
+                             cwd=ROOT, check=True).stdout.split()
+    assert nothing == [network.DEFAULT_INDEX]
+    (tmp_path / "pip.conf").write_text("[global]\nindex-url = https://files.example/simple\n")
+    configured = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "pip.conf")],
+                                capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    assert configured == ["https://files.example/simple"]
+
+
+def test_pip_configuration_files_are_read_in_pips_order(tmp_path):
+    """Site-wide, then the user's, then the virtualenv's, then PIP_CONFIG_FILE (which, when it
+    exists, hides the user's); a command's section over [global] wherever it is; /dev/null: none."""
+    def conf(path, text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    conf(tmp_path / "xdg" / "pip" / "pip.conf", "[global]\nindex-url = https://site/simple\n")
+    conf(tmp_path / "home" / ".config" / "pip" / "pip.conf", "[install]\nindex-url = https://user/simple\n")
+    conf(tmp_path / "venv" / "pip.conf", "[global]\nproxy = http://proxy:3128\nindex-url = https://venv/simple\ncert = /venv.pem\n")
+    environ = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_DIRS": str(tmp_path / "xdg"),
+               "VIRTUAL_ENV": str(tmp_path / "venv")}
+    s = network.pip_settings(environ)
+    assert s.index_urls[0] == "https://user/simple" and s.cert == "/venv.pem" and s.proxy == "http://proxy:3128"
+    conf(tmp_path / "named.conf", "[global]\nindex-url = https://named/simple\n")
+    s = network.pip_settings(dict(environ, PIP_CONFIG_FILE=str(tmp_path / "named.conf")))
+    assert s.index_urls[0] == "https://named/simple"  # the user's [install] is not read then
+    s = network.pip_settings(dict(environ, PIP_CONFIG_FILE=os.devnull), default_index="https://default/simple")
+    assert s.index_urls == ("https://default/simple",) and s.cert is None and s.proxy is None
+
+
+def test_uv_s_indexes_come_beside_pip_s(tmp_path):
+    """uv's environment over its uv.toml; its default index beside pip's, and its other indexes
+    (named ones too) among the extras."""
+    (tmp_path / "uv").mkdir()
+    (tmp_path / "uv" / "uv.toml").write_text(
+        '[[index]]\nurl = "https://uv-default/simple"\ndefault = true\n\n'
+        '[[index]]\nname = "private"\nurl = "https://uv-extra/simple"\n')
+    environ = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
+    assert network.index_urls(environ) == ["https://uv-default/simple", "https://uv-extra/simple"]
+    environ.update(UV_DEFAULT_INDEX="https://uv-env/simple", UV_INDEX="internal=https://named/simple",
+                   PIP_INDEX_URL="https://pip/simple")
+    assert network.index_urls(environ) == ["https://pip/simple", "https://uv-env/simple", "https://named/simple",
+                                           "https://uv-extra/simple"]
+    assert network.index_urls(dict(environ, UV_NO_CONFIG="1", UV_DEFAULT_INDEX="")) == [
+        "https://pip/simple", "https://named/simple"]
 
 
 @pytest.mark.parametrize("environ,files,bundle,why", [
