@@ -19,17 +19,25 @@ BUILD_BASE_ENV = "_MOD_WSGI_HTTPD_BUILD_BASE"
 PLATFORM_ENV = "_MOD_WSGI_HTTPD_PLATFORM"  # the wheel's platform tag, when built for another machine
 
 
+def _settings(config_settings, recipes):
+    """The build's settings: the recipes say which features there are and which of them use a
+    library of their own (-C FEATURE-dir)."""
+    from .recipes import all_features
+    from .settings import load_settings
+    features = all_features(recipes)
+    return load_settings(config_settings, {name: f.modes for name, f in features.items()},
+                         with_dirs=[name for name, f in features.items() if f.library_feature == name])
+
+
 def get_requires_for_build_wheel(config_settings=None):
     """setuptools' own, plus CMake from the package index for a portable build on a machine
     without one (three of the vendored libraries build with CMake)."""
     from .errors import BuildError
-    from .recipes import all_features, load_recipes
-    from .settings import load_settings
+    from .recipes import load_recipes
 
     requires = list(_setuptools.get_requires_for_build_wheel(config_settings))
     try:
-        features = {name: f.modes for name, f in all_features(load_recipes()).items()}
-        settings = load_settings(config_settings, features)
+        settings = _settings(config_settings, load_recipes())
     except BuildError:  # a bad setting: build_wheel says so, with the whole message
         return requires
     if settings.profile.vendors and not shutil.which("cmake"):
@@ -43,8 +51,7 @@ def build_sdist(sdist_directory, config_settings=None):
     needs nothing but the index (for build tools) and a compiler; they are verified again then."""
     from .cache import open_cache
     from .errors import BuildError, format_error
-    from .recipes import ROOT, all_features, load_recipes
-    from .settings import load_settings
+    from .recipes import ROOT, load_recipes
     from .sources import obtain_sources
 
     upstream = ROOT / "upstream"
@@ -52,7 +59,7 @@ def build_sdist(sdist_directory, config_settings=None):
     try:
         try:
             recipes = load_recipes()
-            settings = load_settings(config_settings, {n: f.modes for n, f in all_features(recipes).items()})
+            settings = _settings(config_settings, recipes)
             _, sources = open_cache(settings.cache_dir) if settings.use_build_cache else (None, None)
             with tempfile.TemporaryDirectory() as scratch:
                 found = obtain_sources((r.source for r in recipes.values()), settings.sources_dir, sources,
@@ -96,15 +103,13 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     """Build (or reuse from the build cache) httpd, then let setuptools package it."""
     from .build import build_prefix, source_date_epoch
     from .errors import BuildError, format_error
-    from .recipes import all_features, load_recipes
-    from .settings import load_settings
+    from .recipes import load_recipes
 
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-wheel-"))
     try:
         try:
             recipes = load_recipes()
-            features = {name: f.modes for name, f in all_features(recipes).items()}
-            settings = load_settings(config_settings, features)
+            settings = _settings(config_settings, recipes)
             prefix = build_prefix(settings, out, recipes)
         except BuildError as error:
             sys.stderr.write(format_error(error))

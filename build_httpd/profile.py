@@ -104,7 +104,7 @@ class Libc:
 class Toolchain:
     """How a compiler for a target is called. The command templates see {gnu} (the target's GNU
     triplet with the build machine's binutils naming, e.g. aarch64-linux-gnu), {machine}, {floor}
-    and {zig}."""
+    and {zig}; the package templates {gnu} as Debian spells it in package names, and {debian}."""
 
     name: str
     why: str  # why this toolchain for the targets that use it
@@ -200,7 +200,8 @@ class Target:
     def debian_packages(self) -> Tuple[str, ...]:
         """Debian's packages of its toolchain on this build machine."""
         chosen = self.toolchain.cross_packages if self.cross else self.toolchain.native_packages
-        return tuple(p.format(gnu=self.gnu, debian=self.debian_arch) for p in chosen)
+        # Debian's package names have no underscore: gcc-x86-64-linux-gnu
+        return tuple(p.format(gnu=self.gnu.replace("_", "-"), debian=self.debian_arch) for p in chosen)
 
     def tool(self, name: str) -> str:
         return f"{self.gnu}-{name}" if self.cross else name

@@ -48,9 +48,9 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("mod_wsgi-httpd", appauthor=False))
 
 
-def _describe_options(features) -> str:
+def _describe_options(features, with_dirs) -> str:
     keys = ["profile=" + "|".join(PROFILES), "target=" + "|".join(TARGETS), "jobs=N", "sources=DIR", "cache-dir=DIR", "cache=on|off", "strip=on|off", "keep-build=on|off"]
-    keys += [f"{f}=auto|required|off" for f in features] + [f"{f}-dir=DIR" for f in features]
+    keys += [f"{f}=auto|required|off" for f in features] + [f"{f}-dir=DIR" for f in with_dirs]
     return ", ".join(keys)
 
 
@@ -65,8 +65,11 @@ def _bool(name: str, value: str) -> bool:
 
 
 def load_settings(config_settings: Optional[Mapping[str, object]], features,
-                  environ: Mapping[str, str] = os.environ) -> Settings:
-    """`features` maps feature names to their allowed modes (from the recipes)."""
+                  environ: Mapping[str, str] = os.environ, with_dirs=None) -> Settings:
+    """`features` maps feature names to their allowed modes (from the recipes); `with_dirs` names
+    the features whose library can be pointed at (-C ssl-dir=DIR): a feature that uses another's
+    library (session-crypto uses ssl's) has none of its own. Default: every feature."""
+    with_dirs = tuple(features) if with_dirs is None else tuple(with_dirs)
     config = {}
     for key, value in (config_settings or {}).items():
         if key in SETUPTOOLS_KEYS:
@@ -76,11 +79,11 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
         config[key.lower().replace("_", "-")] = str(value)
 
     known = {"profile", "target", "jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
-    known |= set(features) | {f"{f}-dir" for f in features}
+    known |= set(features) | {f"{f}-dir" for f in with_dirs}
     unknown = sorted(set(config) - known)
     if unknown:
         raise SettingError(f"unknown config setting {', '.join('-C ' + k for k in unknown)}",
-                           "mod_wsgi-httpd does not know it", "use one of: " + _describe_options(features))
+                           "mod_wsgi-httpd does not know it", "use one of: " + _describe_options(features, with_dirs))
 
     def get(key: str) -> Optional[tuple]:
         """(where it came from, value) for a setting, -C first, then the environment."""
@@ -138,7 +141,7 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
             raise SettingError(f"{got[0]} is {got[1]!r}", f"the {name} feature accepts {', '.join(allowed)}",
                                f"use {name}=" + "|".join(allowed))
         modes[name] = mode
-        if get(f"{name}-dir"):
+        if name in with_dirs and get(f"{name}-dir"):
             where, value = get(f"{name}-dir")
             if profile.vendors:
                 raise SettingError(f"{where} is set, and so is profile={profile.name}",

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from build_httpd import cache
 from build_httpd.recipes import load_recipes, package_version
 
@@ -52,3 +54,15 @@ def test_a_target_s_compiler_from_the_index_is_a_build_requirement():
     from build_httpd import backend
     assert "ziglang" in backend.get_requires_for_build_wheel({"target": "manylinux_2_28_x86_64"})
     assert "ziglang" not in backend.get_requires_for_build_wheel({"target": "musllinux_1_2_x86_64"})
+
+
+def test_a_feature_without_a_library_of_its_own_has_no_dir_setting(tmp_path):
+    """session-crypto uses mod_ssl's OpenSSL: -C session-crypto-dir would be accepted and ignored,
+    so it is refused, naming the settings there are; ssl-dir is one of them."""
+    from build_httpd import backend
+    from build_httpd.errors import SettingError
+    from build_httpd.recipes import load_recipes
+    with pytest.raises(SettingError) as e:
+        backend._settings({"session-crypto-dir": str(tmp_path)}, load_recipes())
+    assert "unknown config setting -C session-crypto-dir" in str(e.value) and "ssl-dir=DIR" in str(e.value)
+    assert backend._settings({"ssl-dir": str(tmp_path)}, load_recipes()).feature_dirs["ssl"] == tmp_path.resolve()

@@ -76,3 +76,17 @@ def test_a_skip_debian_does_not_have_fails_the_run_but_prefork_may_skip_heartbea
     line = "t/modules/heartbeat.t ............... skipped: no reason given\nAll tests"
     assert not httpd_suite.parse("event", PASSED.replace("All tests", line)).ok
     assert httpd_suite.parse("prefork", PASSED.replace("All tests", line)).ok
+
+
+def test_a_step_that_hangs_is_stopped_and_fails_the_run(tmp_path, monkeypatch):
+    """A hung server or test does not hold CI: the step's whole process group is killed after
+    STEP_TIMEOUT and the run counts as failed, saying so in the log."""
+    import time
+    monkeypatch.setattr(httpd_suite, "STEP_TIMEOUT", 1)
+    runner = httpd_suite.Runner(tmp_path, tmp_path, tmp_path)
+    runner.user = __import__("pwd").getpwuid(__import__("os").geteuid()).pw_name
+    start = time.monotonic()
+    with open(tmp_path / "log", "w") as log:
+        rc = runner.as_user("sleep 30 & sleep 30", log, tmp_path)
+    assert rc == httpd_suite.TIMED_OUT and time.monotonic() - start < 10
+    assert "did not finish in 1 s" in (tmp_path / "log").read_text()

@@ -52,16 +52,24 @@ def test_cache_switches():
     assert settings({"cache": "on"}, {"MOD_WSGI_HTTPD_NO_CACHE": "1"}).use_build_cache
 
 
-def test_required_feature_missing_fails_before_compiling(tmp_path):
+def test_required_feature_missing_fails_before_compiling(tmp_path, monkeypatch):
+    """On a system the package data does not know, every system's package is named; on RHEL,
+    dnf's alone."""
+    from build_httpd import systems
     empty = tmp_path / "empty"
     (empty / "include").mkdir(parents=True)
     s = settings({"ssl": "required", "ssl-dir": str(empty)})
+    monkeypatch.setattr(systems, "this_system", lambda: None)
     with pytest.raises(MissingRequirementError) as e:
         decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
     text = str(e.value)
     for needle in ("OpenSSL", "HTTPS (mod_ssl)", "openssl/ssl.h", "libssl-dev", "openssl-devel", "openssl-dev",
                    "brew install openssl@3", "nothing was compiled", "ssl=off"):
         assert needle in text
+    monkeypatch.setattr(systems, "this_system", lambda: "fedora")
+    with pytest.raises(MissingRequirementError) as e:
+        decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+    assert "(dnf install openssl-devel)" in str(e.value) and "apt-get" not in str(e.value)
 
 
 def test_auto_feature_missing_is_left_out_with_its_reason(tmp_path):
