@@ -75,7 +75,8 @@ def vendored_archives(recipes) -> list:
 
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (
-    Profile("system", False, "link the system's OpenSSL, nghttp2, brotli, zlib and expat"),
+    Profile("system", False, "link the system's OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2, libcurl, "
+            "Jansson and OpenLDAP"),
     Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib, expat, Lua and libxml2 in, static, symbols hidden"),
 )}
 
@@ -134,6 +135,8 @@ TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
     # the floor it would claim
     Toolchain("musl-gcc", "Debian's musl and musl-tools (musl 1.2.2 in Debian 11, the musllinux_1_2 floor) with "
               "the same gcc as the glibc wheels",
+              # Open (issue 24): Debian's musl is built without crypt() (Alpine's has it in libc),
+              # so httpd's htpasswd fails to link with it; every library and APR-util link.
               # musl ships no kernel headers (linux/*.h, asm/*): Debian's cross packages of them
               # hold nothing else, so no glibc header can slip in (Alpine's linux-headers)
               "musl-gcc -idirafter /usr/{gnu}/include",

@@ -6,8 +6,8 @@ where mod_wsgi builds against it and serves an app that uses ssl, hashlib and zl
 HTTPS and HTTP/2.
 
 Which targets: PORTABLE_TARGETS (wheel tags or machines; default: this machine's glibc target;
-"x86_64 aarch64" adds the aarch64 wheel, cross-compiled here and checked in arm64 roots under qemu-user: about 35 minutes more, so
-not in every CI run). Which roots: PORTABLE_SUITES (default "bookworm" for this machine's wheel,
+"x86_64 aarch64" adds the aarch64 wheel, cross-compiled here and checked in arm64 roots under qemu-user: BENCHMARKS.md has the time,
+so not in every CI run). Which roots: PORTABLE_SUITES (default "bookworm" for this machine's wheel,
 "bullseye trixie" for another machine's). PORTABLE_WHEEL=PATH tests that wheel (its machine from
 its name) instead of building one. Like the fresh-machine test, this archives the committed HEAD.
 """
@@ -54,7 +54,7 @@ def wheels(tmp_path_factory):
         if machine not in WANTED:
             pytest.skip(f"the {machine} wheel is built and checked on request only: PORTABLE_TARGETS="
                         f"\"{' '.join(WANTED + [machine])}\" (a cross build, then checks under emulation: "
-                        "about 40 minutes more than CI's run)")
+                        "BENCHMARKS.md has the time)")
         why = fresh_root_available()
         if why:
             pytest.skip(why)
