@@ -67,6 +67,13 @@ def redact_text(text: str, urls) -> str:
 DEFAULT_INDEX = "https://pypi.org/simple/"
 
 
+def _config_dirs(environ: Mapping[str, str], default: str) -> Tuple[List[Path], Path]:
+    """(the site-wide XDG configuration directories, the user's configuration directory)."""
+    home = Path(environ.get("HOME", "~")).expanduser()
+    return ([Path(d) for d in environ.get("XDG_CONFIG_DIRS", default).split(":") if d],
+            Path(environ.get("XDG_CONFIG_HOME") or home / ".config"))
+
+
 def _pip_config_files(environ: Mapping[str, str]) -> List[Path]:
     """pip's configuration files in pip's order, the later overriding the earlier: site-wide
     (XDG_CONFIG_DIRS, /etc), the user's (~/.pip, XDG_CONFIG_HOME), the virtualenv's, then
@@ -75,12 +82,11 @@ def _pip_config_files(environ: Mapping[str, str]) -> List[Path]:
     named = environ.get("PIP_CONFIG_FILE")
     if named == os.devnull:
         return []
-    xdg_dirs = [d for d in environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
-    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs] + [Path("/etc/pip.conf")]
+    site_dirs, user_dir = _config_dirs(environ, "/etc/xdg")
+    files = [d / "pip" / "pip.conf" for d in site_dirs] + [Path("/etc/pip.conf")]
     if not (named and Path(named).exists()):
-        home = Path(environ.get("HOME", "~")).expanduser()
-        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
-        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]
+        legacy = Path(environ.get("HOME", "~")).expanduser() / ".pip" / "pip.conf"
+        files += [legacy, user_dir / "pip" / "pip.conf"]
     files += [Path(p) / "pip.conf" for p in dict.fromkeys([environ.get("VIRTUAL_ENV", ""), sys.prefix]) if p]
     return files + ([Path(named)] if named else [])
 
@@ -108,11 +114,9 @@ def _uv_config(environ: Mapping[str, str]) -> dict:
     if environ.get("UV_CONFIG_FILE"):
         paths = [Path(environ["UV_CONFIG_FILE"])]
     else:
-        xdg_dirs = [d for d in environ.get("XDG_CONFIG_DIRS", "").split(":") if d]
-        system = next((p for p in [Path(d) / "uv" / "uv.toml" for d in xdg_dirs] if p.is_file()),
-                      Path("/etc/uv/uv.toml"))
-        home = Path(environ.get("HOME", "~")).expanduser()
-        paths = [system, Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "uv" / "uv.toml"]
+        site_dirs, user_dir = _config_dirs(environ, "")
+        system = next((p for p in [d / "uv" / "uv.toml" for d in site_dirs] if p.is_file()), Path("/etc/uv/uv.toml"))
+        paths = [system, user_dir / "uv" / "uv.toml"]
     merged: dict = {}
     for path in paths:
         try:

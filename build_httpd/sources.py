@@ -394,7 +394,7 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
             urls = network.index_urls() if index_urls is None else index_urls
             if not urls:
                 for name in carried:
-                    tried[name].append("package index: pip reports no http(s) index URL")
+                    tried[name].append("package index: no http(s) index URL in pip's or uv's settings")
             got, distrust = _from_sdists(session, carried, private, tried, urls, sleep)
             untrusted |= distrust
             settle_all(got, "a mod_wsgi-httpd sdist on the package index")
