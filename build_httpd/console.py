@@ -24,6 +24,7 @@ def phase(label: str):
 
 
 def progress(total: int, label: str):
+    """A progress bar on a terminal; nothing in a log or CI (tqdm's disable=None decides)."""
     from tqdm import tqdm
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                file=sys.stderr, mininterval=0.5, ascii=not sys.stderr.isatty(), leave=False)
+                file=sys.stderr, mininterval=0.5, leave=False, disable=None)

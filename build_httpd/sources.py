@@ -150,7 +150,7 @@ def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int
                 bar.update(len(chunk))
                 yield chunk
         except requests.RequestException as e:
-            raise TransferError(f"interrupted after {bar.n} bytes ({type(e).__name__})") from e
+            raise TransferError(f"interrupted after {got} bytes ({type(e).__name__})") from e
         finally:
             bar.close()
 

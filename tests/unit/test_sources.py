@@ -270,3 +270,12 @@ def test_a_cache_that_cannot_be_written_does_not_stop_the_build(server, dirs, ca
                                  sleep=lambda s: None)[NAME]
     assert got.read_bytes() == PAYLOAD
     assert "could not keep" in capsys.readouterr().err
+
+
+def test_progress_bars_stay_out_of_logs(capsys):
+    """stderr that is not a terminal (a log, CI) gets no progress bar lines."""
+    from build_httpd.console import progress
+    bar = progress(1000, "thing.tar.gz")
+    bar.update(500)
+    bar.close()
+    assert capsys.readouterr().err == ""
