@@ -16,7 +16,9 @@ carry `user:password@`.
 from __future__ import annotations
 
 import configparser
+import errno
 import os
+import socket
 import ssl
 import sys
 from dataclasses import dataclass
@@ -244,9 +246,35 @@ def session(settings: Optional[PipSettings] = None, environ: Mapping[str, str] =
     return s
 
 
+def causes(error: BaseException):
+    """The error and every error behind it: requests wraps urllib3's, which wraps the socket's or
+    ssl's (through __cause__, __context__, urllib3's `reason` and exceptions passed as arguments)."""
+    seen, pending = set(), [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        behind = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending += [e for e in behind if isinstance(e, BaseException)]
+
+
 def is_certificate_error(error: BaseException) -> bool:
-    text = f"{type(error).__name__} {error}"
-    return "CERTIFICATE_VERIFY_FAILED" in text or "SSLCertVerificationError" in text
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in causes(error))
+
+
+def unreachable_reason(error: BaseException) -> Optional[str]:
+    """Why a connection can never succeed on a retry (the name does not resolve, nothing listens,
+    no route), from the errors' types and errno; None when a retry might help."""
+    for e in causes(error):
+        if isinstance(e, socket.gaierror):
+            return "cannot resolve the host name"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable"
+    return None
 
 
 def index_urls(environ: Mapping[str, str] = os.environ) -> List[str]:

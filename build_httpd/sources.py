@@ -115,15 +115,10 @@ def _connect_error(e, url: str) -> Exception:
     trust will not answer differently on a retry; a timeout or a reset might."""
     if network.is_certificate_error(e):
         return UntrustedCertificate("the server's TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)")
-    text = str(e)
-    for marker, what in (("NameResolutionError", "cannot resolve the host name"),
-                         ("Name or service not known", "cannot resolve the host name"),
-                         ("Temporary failure in name resolution", "cannot resolve the host name"),
-                         ("Connection refused", "connection refused"),
-                         ("Network is unreachable", "network unreachable")):
-        if marker in text:
-            return PermanentError(what)
-    return TransferError(f"{type(e).__name__}: {network.redact_text(text, [url])[:200]}")
+    why = network.unreachable_reason(e)
+    if why:
+        return PermanentError(why)
+    return TransferError(f"{type(e).__name__}: {network.redact_text(str(e), [url])[:200]}")
 
 
 def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int) -> Iterable[bytes]:

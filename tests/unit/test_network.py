@@ -215,3 +215,23 @@ def test_redact_text_hides_credentials_in_any_message():
     url = "https://alice:s3cret@index.example/simple/"
     text = network.redact_text(f"GET {url} failed; proxy said alice:s3cret@index.example refused", [url])
     assert "s3cret" not in text and text.count("alice:****@") == 2
+
+
+def test_why_a_connection_failed_comes_from_the_errors_types_not_their_text():
+    """requests wraps urllib3's errors, which wrap the socket's: the reason is found in the chain
+    (ConnectionRefusedError, socket.gaierror), whatever the messages say."""
+    import requests
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+        with pytest.raises(requests.ConnectionError) as e:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+    assert network.unreachable_reason(e.value) == "connection refused"
+    with pytest.raises(requests.ConnectionError) as e:
+        requests.get("http://no-such-host.invalid/", timeout=5)
+    assert network.unreachable_reason(e.value) == "cannot resolve the host name"
+    assert not network.is_certificate_error(e.value)
+    # a message that merely mentions a reason is not that reason
+    assert network.unreachable_reason(requests.ConnectionError("Connection refused")) is None
+    assert not network.is_certificate_error(requests.ConnectionError("CERTIFICATE_VERIFY_FAILED"))
