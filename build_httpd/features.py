@@ -27,6 +27,7 @@ class Decision:
     reason: str  # why it is built or left out, for the summary and `mod_wsgi-httpd info`
     fingerprint: str = ""  # sha256 over the headers the compiler saw (a library upgrade changes it)
     version: str = ""  # the library version its headers declare (the SBOM names it)
+    on_purpose: bool = False  # left out by the build's profile, not for want of a library
 
     def configure_args(self, directory: str = "", component: str = "") -> Tuple[str, ...]:
         """The arguments of the feature's own component's configure, or of `component`'s."""
@@ -210,7 +211,7 @@ def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes
             if mode == "required":
                 missing.append(f"{name}=required: {feature.library} is {reason}. Build the system profile "
                                f"(profile=system) for {feature.gives}, or set {name}=off (or auto).")
-            decisions[name] = Decision(feature, mode, False, reason)
+            decisions[name] = Decision(feature, mode, False, reason, on_purpose=True)
             continue
         decisions[name] = Decision(feature, mode, True,
                                    f"{feature.library} {vendored.version} built in (portable profile)",

@@ -37,7 +37,7 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
         "modules": [n for n in names if not n.startswith("mpm_")],
         "features": {
             name: {"built": d.built, "mode": d.mode, "library": d.feature.library, "gives": d.feature.gives,
-                   "reason": d.reason}
+                   "reason": d.reason, "left_out_on_purpose": d.on_purpose}
             for name, d in decisions.items()
         },
         "compiler": compiler,

@@ -176,15 +176,14 @@ def parse(mpm: str, output: str) -> Result:
 
 
 def left_out_on_purpose(prefix: Path) -> Dict[str, str]:
-    """The modules of features the build reports as not built in its profile on purpose (the
-    portable wheel: `not built in the portable profile: why`), from its build-info.json."""
+    """module → why, for the features the build reports as left out on purpose (the portable
+    wheel's ldap and md: `left_out_on_purpose` in its build-info.json)."""
     import json
     from build_httpd.recipes import all_features, load_recipes
     features = all_features(load_recipes())
     info = json.loads((prefix / "build-info.json").read_text())
     return {m: f["reason"] for name, f in info["features"].items()
-            if not f["built"] and "not built in the" in f["reason"] and name in features
-            for m in features[name].modules}
+            if f.get("left_out_on_purpose") and name in features for m in features[name].modules}
 
 
 def module_order(names: List[str]) -> List[str]:

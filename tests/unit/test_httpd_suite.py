@@ -90,3 +90,17 @@ def test_a_step_that_hangs_is_stopped_and_fails_the_run(tmp_path, monkeypatch):
         rc = runner.as_user("sleep 30 & sleep 30", log, tmp_path)
     assert rc == httpd_suite.TIMED_OUT and time.monotonic() - start < 10
     assert "did not finish in 1 s" in (tmp_path / "log").read_text()
+
+
+def test_modules_left_out_on_purpose_come_from_the_build_report(tmp_path):
+    """A feature the profile leaves out on purpose excuses its modules' skips; one left out for want
+    of a library (or switched off) does not, whatever its reason says."""
+    import json
+    (tmp_path / "build-info.json").write_text(json.dumps({"features": {
+        "ldap": {"built": False, "reason": "not built in the portable profile: two copies", "left_out_on_purpose": True},
+        "md": {"built": False, "reason": "not built in the ... (a reason that only looks like it)"},
+        "ssl": {"built": True, "reason": "openssl/ssl.h found", "left_out_on_purpose": False},
+    }}))
+    assert httpd_suite.left_out_on_purpose(tmp_path) == {
+        "ldap": "not built in the portable profile: two copies",
+        "authnz_ldap": "not built in the portable profile: two copies"}

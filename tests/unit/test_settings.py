@@ -307,6 +307,8 @@ def test_the_portable_profile_says_which_libraries_it_does_not_build_in():
     assert decisions["proxy-html"].built and decisions["proxy-html"].version == recipes["libxml2"].version
     for name in ("md", "ldap", "session-crypto"):
         assert not decisions[name].built and "not built in the portable profile" in decisions[name].reason
+        assert decisions[name].on_purpose
+    assert not decisions["lua"].on_purpose
     with pytest.raises(MissingRequirementError) as e:
         decide_vendored(all_features(recipes), settings({"profile": "portable", "ldap": "required"}), recipes)
     assert "ldap=required" in str(e.value) and "profile=system" in str(e.value)
