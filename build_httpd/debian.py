@@ -116,7 +116,7 @@ def archives(apt_dir: Path = APT_DIR) -> List[Archive]:
             for uri in uris:
                 if uri.startswith(("http://", "https://")) and uri not in found:
                     found[uri] = Archive(uri, security)
-    return sorted(found.values(), key=lambda a: a.security)
+    return sorted(found.values(), key=lambda a: not a.security)  # the security suites first (SUITES' comment)
 
 
 # -- Sources indexes -------------------------------------------------------------------------------

@@ -479,14 +479,14 @@ def _debian_suites(session, archives: List[debian.Archive], packages, sleep, fai
 
 def debian_entries(session, archives: List[debian.Archive], packages, sleep=time.sleep):
     """Every stanza of `packages` in every suite the archives serve, with its archive; the suites
-    read; and those that could not be read, with why."""
+    read; and those that could not be read: suite → why."""
     failures: list = []
     entries: List[Tuple[debian.Archive, debian.Entry]] = []
     read: List[str] = []
     for archive, suite, found in _debian_suites(session, archives, packages, sleep, failures):
         read.append(suite)
         entries += [(archive, entry) for entry in found]
-    return entries, read, [f"{suite}: {e}" for suite, e in failures]
+    return entries, read, {suite: str(e) for suite, e in failures}
 
 
 def _debian_index(session, archive: debian.Archive, suite: str, packages, sleep) -> List[debian.Entry]:

@@ -101,7 +101,7 @@ def test_when_no_place_has_it_one_message_names_the_file_its_hash_and_every_plac
     for place in (f"{tmp_path}/thing-1.0-tag.tar.gz: not there", "not cached yet",
                   f"{server.url}/upstream/thing-1.0.tar.gz: HTTP 404",
                   "pool/main/t/thing/thing_1.0.orig.tar.gz (Debian sid: thing 1.0-1): HTTP 404",
-                  "no source index read (sid, trixie-security) lists a file of thing with this size and sha256",
+                  "no source index read (trixie-security, sid) lists a file of thing with this size and sha256",
                   "they carry only the system profile's tarballs"):
         assert place in text
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*")), "nothing cached"
@@ -122,8 +122,9 @@ def test_apt_configuration_is_read_in_both_formats_and_other_vendors_are_passed_
                                     "deb http://mirror.test/debian-security bookworm-security main\n"
                                     "deb https://vendor.test/apt cloud-sdk-bookworm main\n")
     (d / "sources.list.d" / "x.sources").write_text("Types: deb\nURIs: https://other.test/node\nSuites: nodistro\n")
-    assert debian.archives(d) == [debian.Archive("http://mirror.test/debian", False),
-                                  debian.Archive("http://mirror.test/debian-security", True)]
+    # the security archive first: its suites are searched first
+    assert debian.archives(d) == [debian.Archive("http://mirror.test/debian-security", True),
+                                  debian.Archive("http://mirror.test/debian", False)]
 
 
 @pytest.mark.parametrize("a, b, order", [
@@ -217,3 +218,15 @@ def test_check_updates_says_when_it_could_read_nothing(server, tmp_path):
     out, _ = check_updates(tmp_path, server, local_recipes(tmp_path, server))  # every index answers 404
     assert out.returncode == 2
     assert "no Debian source index could be read" in out.stderr
+
+
+def test_check_updates_does_not_say_all_is_well_when_a_security_index_could_not_be_read(server, tmp_path):
+    """sid read, trixie-security answering 503 every time: a fix there may be missing, so the exit
+    status is 2 (not 0) and the message says which suite and why."""
+    serve_index(server, "debian", "sid", [])
+    server.routes.add("/debian-security/dists/trixie-security/main/source/Sources.xz", ("status", 503))
+    server.routes.add("/debian-security/dists/trixie-security/main/source/Sources.gz", ("status", 503))
+    out, rows = check_updates(tmp_path, server, local_recipes(tmp_path, server))
+    assert out.returncode == 2, out.stderr
+    assert "the security suites trixie-security could not be read" in out.stderr
+    assert rows and all(not r["security_pending"] for r in rows.values())
