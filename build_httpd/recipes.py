@@ -43,8 +43,23 @@ class Source:
     in_sdists: bool = True
 
 
+class Identified:
+    """What a scanner matches a component by, from its `cpe` ("vendor:product") and `purl` (a
+    package URL template with {version} or {version_}): the recipes' and the system libraries'."""
+
+    cpe: str
+    purl: str
+
+    def cpe23(self, version: str) -> str:
+        vendor, product = self.cpe.split(":")
+        return f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*"
+
+    def package_url(self, version: str) -> str:
+        return self.purl.format(version=version, version_=version.replace(".", "_"))
+
+
 @dataclass(frozen=True)
-class Library:
+class Library(Identified):
     """A system library a feature links that no recipe builds (libcurl for mod_md): what the SBOM
     of a system build says of it, as a recipe says it of a component."""
 
@@ -53,13 +68,6 @@ class Library:
     purl: str
     license: str
     homepage: str
-
-    def cpe23(self, version: str) -> str:
-        vendor, product = self.cpe.split(":")
-        return f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*"
-
-    def package_url(self, version: str) -> str:
-        return self.purl.format(version=version, version_=version.replace(".", "_"))
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class Feature:
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(Identified):
     name: str
     version: str
     license: str
@@ -158,13 +166,6 @@ class Recipe:
     @property
     def vendored(self) -> bool:
         return bool(self.profile)
-
-    def cpe23(self, version: str) -> str:
-        vendor, product = self.cpe.split(":")
-        return f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*"
-
-    def package_url(self, version: str) -> str:
-        return self.purl.format(version=version, version_=version.replace(".", "_"))
 
 
 def _take(table: dict, key: str, kind, path: Path, where: str, default=...):
