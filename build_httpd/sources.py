@@ -150,6 +150,17 @@ def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int
             bar.close()
 
 
+def download(session, url: str, label: str, limit: int) -> bytes:
+    """A small file's whole body (a signature, a Debian part): more than `limit` bytes is an error."""
+    return b"".join(_http_chunks(session, url, label, None, limit))
+
+
+def listed_as(entry: debian.Entry, source: Source) -> Optional[str]:
+    """The name under which a Debian source index entry lists exactly these bytes (the recipe's
+    Debian package, size and sha256), or None."""
+    return entry.file(source.size, source.sha256) if entry.package == source.debian else None
+
+
 def _with_retries(attempt: Callable[[], T], what: str, sleep: Callable[[float], None]) -> T:
     delay = BACKOFF
     for number in range(1, ATTEMPTS + 1):
@@ -436,7 +447,7 @@ def _from_debian(session, wanted: Dict[str, Source], private: Path, tried: Dict[
         read.append(suite)
         for name, source in list(looking.items()):
             for entry in entries:
-                filename = entry.file(source.size, source.sha256) if entry.package == source.debian else None
+                filename = listed_as(entry, source)
                 if not filename:
                     continue
                 url = archive.file_url(entry.directory, filename)
