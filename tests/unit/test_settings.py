@@ -159,6 +159,7 @@ def test_the_target_is_a_setting_and_a_cross_build_is_one_place(tmp_path, monkey
     from build_httpd.build import build_env, configure_args, profile_recipes
     from build_httpd.features import decide_vendored
     monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
     assert not settings().target.cross and "target" not in settings().describe()
     s = settings({"profile": "portable", "target": "arm64"}, env={})
     assert s.target.machine == "aarch64" and s.target.cross and s.describe()["target"] == "manylinux_2_31_aarch64"
@@ -201,6 +202,7 @@ def test_a_cross_build_stops_first_when_target_programs_cannot_run(tmp_path, mon
     from build_httpd import profile
     from build_httpd.errors import MissingRequirementError
     monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
     cc = tmp_path / "fake-cc"
     cc.write_text('#!/bin/sh\nwhile [ "$1" != -o ]; do shift; done\nprintf "\\001\\002" > "$2"; chmod +x "$2"\n')
     cc.chmod(0o755)
@@ -273,9 +275,18 @@ def test_every_debian_module_is_a_feature_found_as_its_distribution_installs_it(
     assert decisions["proxy-html"].configure_args() == ()
 
 
-def test_a_feature_reaches_the_configure_of_every_component_it_needs(tmp_path):
+def every_header_found(monkeypatch):
+    """The compiler sees every feature's headers, whatever this machine has installed."""
+    from build_httpd import features
+    monkeypatch.setattr(features, "find_headers", lambda feature, *a, **k: tuple(h[0] for h in feature.headers))
+    monkeypatch.setattr(features, "header_fingerprint", lambda *a, **k: "f")
+    monkeypatch.setattr(features, "header_version", lambda *a, **k: "1.0")
+
+
+def test_a_feature_reaches_the_configure_of_every_component_it_needs(tmp_path, monkeypatch):
     """ldap and session-crypto switch APR-util's LDAP and crypto on or off with their modules."""
     from build_httpd.build import configure_args
+    every_header_found(monkeypatch)
     recipes = load_recipes()
     args = {}
     for ssl in ("auto", "off"):
