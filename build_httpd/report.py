@@ -22,7 +22,7 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
     info = {
         "package": "mod_wsgi-httpd",
         "version": package_version(recipes),
-        # system: OpenSSL, nghttp2, brotli, zlib and expat are the system's shared libraries;
+        # system: the feature libraries (OpenSSL, nghttp2, …) are the system's shared libraries;
         # portable: the vendored components below are linked into the modules, symbols hidden
         "profile": settings.profile.name,
         "components": {
