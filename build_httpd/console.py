@@ -24,7 +24,19 @@ def phase(label: str):
 
 
 def progress(total: int, label: str):
-    """A progress bar on a terminal; nothing in a log or CI (tqdm's disable=None decides)."""
-    from tqdm import tqdm
+    """A progress bar on a terminal; nothing in a log or CI (tqdm's disable=None decides), nor
+    where tqdm is not installed (ci/check-updates on a bare Python)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                 file=sys.stderr, mininterval=0.5, leave=False, disable=None)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -123,12 +123,12 @@ def _connect_error(e, url: str) -> Exception:
 
 def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int) -> Iterable[bytes]:
     """The body of `url`, chunk by chunk; more than `limit` bytes is an error, not a download."""
-    import requests
+    connection_errors, transfer_errors = session.errors
     try:
         response = session.get(url, stream=True, timeout=TIMEOUT, allow_redirects=True)
-    except requests.ConnectionError as e:
+    except connection_errors as e:
         raise _connect_error(e, url) from e
-    except requests.RequestException as e:
+    except transfer_errors as e:
         raise TransferError(f"{type(e).__name__}: {network.redact_text(str(e), [url])[:200]}") from e
     with response:
         if 400 <= response.status_code < 500:
@@ -144,7 +144,7 @@ def _http_chunks(session, url: str, label: str, total: Optional[int], limit: int
                     raise PermanentError(f"more than {limit} bytes, more than such a file can be; not read further")
                 bar.update(len(chunk))
                 yield chunk
-        except requests.RequestException as e:
+        except transfer_errors as e:
             raise TransferError(f"interrupted after {got} bytes ({type(e).__name__})") from e
         finally:
             bar.close()

@@ -145,8 +145,8 @@ def test_upstream_version_of_a_debian_version(version, upstream):
 
 # -- ci/check-updates --------------------------------------------------------------------------------
 
-def check_updates(tmp_path, server, recipes_dir):
-    out = subprocess.run([sys.executable, str(ROOT / "ci" / "check-updates"), "--json", "--apt-dir",
+def check_updates(tmp_path, server, recipes_dir, python=sys.executable):
+    out = subprocess.run([str(python), str(ROOT / "ci" / "check-updates"), "--json", "--apt-dir",
                           str(apt_dir(tmp_path, server)), "--recipes", str(recipes_dir)],
                          capture_output=True, text=True, timeout=120)
     rows = {r["component"]: r for r in json.loads(out.stdout)["components"]} if out.stdout.strip() else {}
@@ -194,6 +194,23 @@ def test_check_updates_flags_an_obtainable_security_update_and_exits_1(server, t
     assert rows["zlib"]["upstream"].startswith("HTTP 404")
     assert set(rows) == {p.stem for p in RECIPES_DIR.glob("*.toml")}, "one row per recipe, every profile"
     assert "expat" in out.stderr and "release" in out.stderr
+
+
+def test_check_updates_runs_on_a_python_with_nothing_installed(server, tmp_path):
+    """The README's maintenance command on a bare Python (no requests, no tqdm): the standard
+    library's HTTP client, the same answers."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = tmp_path / "bare" / "bin" / "python"
+    assert subprocess.run([str(bare), "-c", "import requests"], capture_output=True).returncode != 0
+    recipes = local_recipes(tmp_path, server)
+    serve_index(server, "debian", "sid", [])
+    serve_index(server, "debian-security", "trixie-security", [
+        stanza("expat", "2.9.0-1~deb13u1", "pool/updates/main/e/expat", [f("expat_2.9.0.orig.tar.gz")])])
+    server.routes.add("/debian-security/pool/updates/main/e/expat/expat_2.9.0.orig.tar.gz", ("body", b"x"))
+    out, rows = check_updates(tmp_path, server, recipes, python=bare)
+    assert out.returncode == 1, out.stderr
+    assert rows["expat"]["verdict"] == "SECURITY UPDATE: 2.9.0-1~deb13u1 (trixie-security)"
+    assert rows["zlib"]["upstream"].startswith("HTTP 404")
 
 
 def test_check_updates_reports_a_security_update_it_cannot_obtain_and_exits_0(server, tmp_path):

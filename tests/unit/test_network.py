@@ -235,3 +235,26 @@ def test_why_a_connection_failed_comes_from_the_errors_types_not_their_text():
     # a message that merely mentions a reason is not that reason
     assert network.unreachable_reason(requests.ConnectionError("Connection refused")) is None
     assert not network.is_certificate_error(requests.ConnectionError("CERTIFICATE_VERIFY_FAILED"))
+
+
+def test_the_standard_library_session_trusts_refuses_and_reads_as_requests_does(pki, tmp_path, monkeypatch):
+    """Without requests (ci/check-updates on a bare Python): an untrusted certificate is the same
+    error with the same advice, a trusted CA and pip's client certificate work, bytes arrive."""
+    import builtins
+    real_import = builtins.__import__
+
+    def no_requests(name, *args, **kwargs):
+        if name == "requests" or name.startswith("requests."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_requests)
+    assert isinstance(network.session(network.pip_settings({}, files=()), {}), network.StdlibSession)
+    with MisbehavingServer(tls=(pki / "server.pem", pki / "server.key"), client_ca=pki / "ca.pem") as server:
+        server.routes.add("/f", ("body", PAYLOAD))
+        with pytest.raises(FetchError) as e:
+            obtain(server.url + "/f", tmp_path / "a", CLEAN_ENV)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(e.value) and "pip config set global.cert" in str(e.value)
+        got = obtain(server.url + "/f", tmp_path / "b",
+                     {"PIP_CERT": str(pki / "ca.pem"), "PIP_CLIENT_CERT": str(pki / "client-both.pem")})
+    assert got[NAME].read_bytes() == PAYLOAD
+    assert server.routes.headers[-1].get("Accept-Encoding") == "identity"
