@@ -148,6 +148,7 @@ class Recipe(Identified):
     license_files: Tuple[str, ...] = ()
     files: Tuple[Tuple[str, str], ...] = ()  # (path in the prefix, content) written after the prune
     features: Tuple[Feature, ...] = ()
+    test_suite: Optional[Source] = None  # httpd's test framework (ci/httpd_suite.py), found like a source
     package_build: int = 0
     source_date_epoch: int = 0
     # [updates], read by ci/check-updates: the release series followed (OpenSSL's LTS), and the
@@ -226,6 +227,42 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
     )
 
 
+def _source(table: dict, path: Path, where: str, in_sdists: bool) -> Source:
+    """A file wanted by identity (name, size, sha256), validated: the recipe's [source], or
+    another file it names the same way ([test_suite])."""
+    sha256 = _take(table, "sha256", str, path, where)
+    if not _SHA256.match(sha256):
+        raise RecipeError(f"recipe {path}: {where} sha256 is {sha256!r}",
+                          "a sha256 is exactly 64 lowercase hexadecimal digits",
+                          "copy the published sha256 of the tarball (ci/update-recipe computes it)")
+    size = _take(table, "size", int, path, where)
+    if size <= 0:
+        raise RecipeError(f"recipe {path}: {where} size is {size}", "a size is a positive byte count",
+                          "write the tarball's size in bytes")
+    # a component's source has URLs; another file may be found in Debian's archive alone
+    urls = _take(table, "urls", list, path, where) if where == "[source]" else _take(table, "urls", list, path,
+                                                                                     where, default=())
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise RecipeError(f"recipe {path}: URL {url!r} is not http(s)", "sources are fetched over HTTP(S)",
+                              "use an https:// URL")
+    source = Source(in_sdists=in_sdists, filename=_take(table, "filename", str, path, where), urls=tuple(urls),
+                    size=size, sha256=sha256, skip=_take(table, "skip", list, path, where, default=()),
+                    top=_take(table, "top", str, path, where, default=""),
+                    origin=_take(table, "origin", str, path, where, default=""),
+                    debian=_take(table, "debian", str, path, where, default=""),
+                    debian_revision=_take(table, "debian_revision", str, path, where, default=""))
+    if not _DEBIAN_PACKAGE.match(source.debian):
+        raise RecipeError(f"recipe {path}: {where} debian is {source.debian!r}",
+                          "it names a Debian source package, never a revision (a revision leaves the "
+                          "archive's index with the next security update; the file is found by its sha256)",
+                          'write the package name alone, e.g. debian = "expat"')
+    if not urls and not source.debian:
+        raise RecipeError(f"recipe {path}: {where} names no URL and no Debian package",
+                          "a file is fetched from its URLs or found in Debian's archive", "add `debian`")
+    return source
+
+
 def load_recipe(path: Path) -> Recipe:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -234,40 +271,16 @@ def load_recipe(path: Path) -> Recipe:
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"recipe {path} is not valid TOML", str(e), "fix the syntax at the position given")
 
-    source_table = _take(data, "source", dict, path, "the recipe")
     build = _take(data, "build", dict, path, "the recipe")
-    sha256 = _take(source_table, "sha256", str, path, "[source]")
-    if not _SHA256.match(sha256):
-        raise RecipeError(f"recipe {path}: [source] sha256 is {sha256!r}",
-                          "a sha256 is exactly 64 lowercase hexadecimal digits",
-                          "copy the published sha256 of the tarball (ci/update-recipe computes it)")
-    size = _take(source_table, "size", int, path, "[source]")
-    if size <= 0:
-        raise RecipeError(f"recipe {path}: [source] size is {size}", "a size is a positive byte count",
-                          "write the tarball's size in bytes")
-    urls = _take(source_table, "urls", list, path, "[source]")
-    for url in urls:
-        if not url.startswith(("https://", "http://")):
-            raise RecipeError(f"recipe {path}: URL {url!r} is not http(s)", "sources are fetched over HTTP(S)",
-                              "use an https:// URL")
     profile = _take(data, "profile", str, path, "the recipe", default="")
     vendoring = [p.name for p in PROFILES.values() if p.vendors]
     if profile and profile not in vendoring:
         raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile, "
                           "one that builds its libraries in (build_httpd/profile.py)",
                           " or ".join(f'profile = "{p}"' for p in vendoring) + " or leave it out")
-    source = Source(in_sdists=not profile, filename=_take(source_table, "filename", str, path, "[source]"),
-                    urls=urls, size=size, sha256=sha256,
-                    skip=_take(source_table, "skip", list, path, "[source]", default=()),
-                    top=_take(source_table, "top", str, path, "[source]", default=""),
-                    origin=_take(source_table, "origin", str, path, "[source]", default=""),
-                    debian=_take(source_table, "debian", str, path, "[source]", default=""),
-                    debian_revision=_take(source_table, "debian_revision", str, path, "[source]", default=""))
-    if not _DEBIAN_PACKAGE.match(source.debian):
-        raise RecipeError(f"recipe {path}: [source] debian is {source.debian!r}",
-                          "it names a Debian source package, never a revision (a revision leaves the "
-                          "archive's index with the next security update; the file is found by its sha256)",
-                          'write the package name alone, e.g. debian = "expat"')
+    source = _source(_take(data, "source", dict, path, "the recipe"), path, "[source]", in_sdists=not profile)
+    suite_table = _take(data, "test_suite", dict, path, "the recipe", default=None)
+    test_suite = _source(suite_table, path, "[test_suite]", in_sdists=False) if suite_table else None
     name = _take(data, "name", str, path, "the recipe")
     if name != path.stem:
         raise RecipeError(f"recipe {path} names itself {name!r}", "a recipe file is named after its component",
@@ -291,6 +304,7 @@ def load_recipe(path: Path) -> Recipe:
         homepage=_take(data, "homepage", str, path, "the recipe"),
         depends=_take(data, "depends", list, path, "the recipe"),
         source=source,
+        test_suite=test_suite,
         patches=patches,
         configure=_take(build, "configure", list, path, "[build]", default=()),
         make=_take(build, "make", list, path, "[build]", default=()),
@@ -373,3 +387,32 @@ def package_version(recipes: Dict[str, Recipe]) -> str:
 
 def all_features(recipes: Dict[str, Recipe]) -> Dict[str, Feature]:
     return {f.name: f for r in recipes.values() for f in r.features}
+
+
+def main(argv) -> int:
+    """The one way ci/ scripts ask the recipes (python -m build_httpd.recipes):
+         (nothing)            every recipe, a line each: name, version, profile, source file
+         NAME FIELD           one value: a recipe's field, or its source's (source.sha256)
+         --packages MANAGER   the feature libraries' development packages for a package manager"""
+    recipes = load_recipes(profile="portable")  # every recipe of every profile
+    if not argv:
+        for r in recipes.values():
+            print(r.name, r.version, r.profile or "-", r.source.filename)
+        return 0
+    if len(argv) == 2 and argv[0] == "--packages":
+        names = {p for f in all_features(recipes).values() for p in f.packages.get(argv[1], "").split()}
+        print(" ".join(sorted(names)))
+        return 0
+    if len(argv) == 2 and argv[0] in recipes:
+        value = recipes[argv[0]]
+        for part in argv[1].split("."):
+            value = getattr(value, part, None)
+        if value is not None and not callable(value):
+            print(" ".join(map(str, value)) if isinstance(value, tuple) else value)
+            return 0
+    print(main.__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -34,12 +34,7 @@ from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "ci")]
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from build_httpd.recipes import RECIPES_DIR, Source  # noqa: E402
+from build_httpd.recipes import Source, all_features, load_recipes  # noqa: E402
 
 MPMS = ("event", "worker", "prefork")
 TEST_USER = "httpd-test"
@@ -74,14 +69,11 @@ SKIP_MODULE = re.compile(r"cannot find module '([a-z0-9_]+)'")
 
 
 def test_suite_source() -> Source:
-    """The framework's Debian file, as the httpd recipe names it."""
-    table = tomllib.loads((RECIPES_DIR / "httpd.toml").read_text())["test_suite"]
-    return Source(filename=table["filename"], urls=(), size=table["size"], sha256=table["sha256"],
-                  origin=table["origin"], debian=table["debian"], in_sdists=False)
+    """The framework's Debian file, as the httpd recipe names it ([test_suite])."""
+    return load_recipes()["httpd"].test_suite
 
 
 def httpd_source() -> Source:
-    from build_httpd.recipes import load_recipes
     return load_recipes()["httpd"].source
 
 
@@ -179,7 +171,6 @@ def left_out_on_purpose(prefix: Path) -> Dict[str, str]:
     """module → why, for the features the build reports as left out on purpose (the portable
     wheel's ldap and md: `left_out_on_purpose` in its build-info.json)."""
     import json
-    from build_httpd.recipes import all_features, load_recipes
     features = all_features(load_recipes())
     info = json.loads((prefix / "build-info.json").read_text())
     return {m: f["reason"] for name, f in info["features"].items()
@@ -188,7 +179,6 @@ def left_out_on_purpose(prefix: Path) -> Dict[str, str]:
 
 def module_order(names: List[str]) -> List[str]:
     """The httpd recipe's load_first (modules whose symbols others use), then the rest by name."""
-    from build_httpd.recipes import load_recipes
     first = [n for n in load_recipes()["httpd"].load_first if n in names]
     return first + sorted(n for n in names if n not in first)
 

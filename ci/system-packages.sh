@@ -3,7 +3,9 @@
 _recipes_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../recipes" && pwd)"
 
 # The Debian development packages of every feature library, as the recipes name them
-# (`packages = { debian = "libssl-dev", … }`): read with sed, since a fresh root has no Python yet.
+# (`packages = { debian = "libssl-dev", … }`). Everywhere else ci/ asks `python3 -m
+# build_httpd.recipes`; here sed reads them, since a fresh root has no Python yet (and Debian 11's
+# has no TOML reader): tests/unit/test_recipes.py checks that both give the same list.
 recipe_dev_packages() {
     sed -n 's/^packages = {.*debian = "\([^"]*\)".*/\1/p' "$_recipes_dir"/*.toml | sort -u | tr '\n' ' '
 }
