@@ -143,7 +143,12 @@ TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
               "{gnu}-gcc -specs /usr/lib/{machine}-linux-musl/musl-gcc.specs -idirafter /usr/{gnu}/include",
               ("musl-tools", "musl-dev", "linux-libc-dev-{debian}-cross"),
               ("gcc-{gnu}", "musl-dev:{debian}", "musl:{debian}", "linux-libc-dev-{debian}-cross")),
-    # zig links against stub libraries of any glibc version: no Debian root is as old as 2.28
+    # zig links against stub libraries of any glibc version: no Debian root is as old as 2.28 (and
+    # Debian 10's glibc 2.28 packages are gone from the archive here). Open (issue 24), found by a
+    # portable build on this machine: zig's linker refuses -Wl,--exclude-libs (how the portable
+    # profile hides the vendored libraries' symbols), CMake wants a one-word compiler (a wrapper
+    # script), and zlib's configure then misdetects strerror/vsnprintf. A lead: gcc and GNU ld with
+    # zig's glibc 2.28 headers and stub libraries, so that only the C library changes.
     Toolchain("zig", "zig cc (ziglang from the package index) links against any glibc version's symbols; no "
               "Debian root here has a glibc as old as 2.28",
               "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
