@@ -328,99 +328,132 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
     """A verified private copy of every source file, in scratch_dir/sources, keyed by filename.
     bundled_dir is the upstream/ folder of an sdist of this package. cache_dir is the source cache
     (None: no cache; the caller decides whether a cache can be trusted). debian_archives: None reads
-    them from apt's configuration; [] asks none."""
+    them from apt's configuration; [] asks none. The places are asked in the README's order: the
+    local ones, then the recipe's URLs, Debian's archive, the package index."""
     sources = list(sources)
     private = scratch_dir / "sources"
     private.mkdir(parents=True, exist_ok=True)
-    found: Dict[str, Path] = {}
     tried: Dict[str, List[str]] = {s.filename: [] for s in sources}
-
+    found: Dict[str, Path] = {}
     for source in sources:
-        name = source.filename
-        if sources_dir is not None:
-            candidate = sources_dir / name
-            if candidate.is_file():
-                found[name] = _copy_verified(candidate, source, f"MOD_WSGI_HTTPD_SOURCES ({candidate})", private)
-                say(f"{name}: verified from {sources_dir}")
-                continue
-            tried[name].append(f"{candidate}: not there")
-        if bundled_dir is not None and (bundled_dir / name).is_file():
-            found[name] = _copy_verified(bundled_dir / name, source, f"this sdist ({bundled_dir / name})", private)
-            say(f"{name}: verified from this sdist's upstream/")
-            continue
-        if cache_dir is None:
-            continue
-        cached = cache_dir / name
-        if cached.is_file():
-            try:
-                found[name] = _copy_verified(cached, source, f"the cache ({cached})", private)
-                say(f"{name}: verified from the cache")
-                continue
-            except (VerificationError, TransferError, OSError) as e:
-                # a damaged cached copy is a miss: it is fetched again and replaced
-                say(f"{name}: the cached copy is not usable ({e}); fetching it again")
-                tried[name].append(f"{cached}: damaged, not used")
-        else:
-            tried[name].append(f"{cached}: not cached yet")
-
+        local = _from_local(source, sources_dir, bundled_dir, cache_dir, private, tried[source.filename])
+        if local is not None:
+            found[source.filename] = local
     missing = [s for s in sources if s.filename not in found]
+    if not missing:
+        return found
+    session = network.session()
     untrusted = False
-    if missing:
-        session = network.session()
 
-        def settle_all(got: Dict[str, Path], where: str) -> None:
-            for name, tmp in got.items():
-                found[name] = _settle(tmp, private / name)
-                say(f"{name}: verified from {where}")
+    def settle_all(got: Dict[str, Path], where: str) -> None:
+        for name, tmp in got.items():
+            found[name] = _settle(tmp, private / name)
+            say(f"{name}: verified from {where}")
 
+    for source in missing:
+        tmp, url, distrust = _from_urls(session, source, private, tried[source.filename], sleep)
+        untrusted |= distrust
+        if tmp is not None:
+            settle_all({source.filename: tmp}, f"a download from {redact(url)}")
+    still = {s.filename: s for s in missing if s.filename not in found}
+    if still:
+        archives = debian.archives() if debian_archives is None else debian_archives
+        got, distrust = _from_debian(session, still, private, tried, archives, sleep)
+        untrusted |= distrust
+        settle_all(got, "Debian's archive")
+    still = {n: s for n, s in still.items() if n not in found}
+    if still:
+        got, distrust = _from_index(session, still, private, tried, index_urls, sleep)
+        untrusted |= distrust
+        settle_all(got, "a mod_wsgi-httpd sdist on the package index")
+    if cache_dir is not None:
         for source in missing:
-            for url in source.urls:
-                chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
-                try:
-                    tmp = _with_retries(lambda: _stream_into(private, chunks(), source, url), source.filename, sleep)
-                except (TransferError, PermanentError) as e:
-                    untrusted |= isinstance(e, UntrustedCertificate)
-                    tried[source.filename].append(f"{redact(url)}: {e}")
-                    continue
-                settle_all({source.filename: tmp}, f"a download from {redact(url)}")
-                break
-        still = {s.filename: s for s in missing if s.filename not in found}
-        if still:
-            archives = debian.archives() if debian_archives is None else debian_archives
-            got, distrust = _from_debian(session, still, private, tried, archives, sleep)
-            untrusted |= distrust
-            settle_all(got, "Debian's archive")
-        still = {n: s for n, s in still.items() if n not in found}
-        carried = {n: s for n, s in still.items() if s.in_sdists}
-        for name in still:
-            if name not in carried:
-                tried[name].append("mod_wsgi-httpd sdists on the package index: they carry only the "
-                                   "system profile's tarballs, not this one")
-        if carried:
-            urls = network.index_urls() if index_urls is None else index_urls
-            if not urls:
-                for name in carried:
-                    tried[name].append("package index: no http(s) index URL in pip's or uv's settings")
-            got, distrust = _from_sdists(session, carried, private, tried, urls, sleep)
-            untrusted |= distrust
-            settle_all(got, "a mod_wsgi-httpd sdist on the package index")
-        if cache_dir is not None:
-            for source in missing:
-                if source.filename in found:
-                    _remember(found[source.filename], cache_dir)
-
+            if source.filename in found:
+                _remember(found[source.filename], cache_dir)
     unresolved = [s for s in sources if s.filename not in found]
     if unresolved:
-        lines = "\n".join(f"  {s.filename} ({s.size} bytes, sha256 {s.sha256}):\n"
-                          + "\n".join(f"    - {t}" for t in tried[s.filename]) for s in unresolved)
-        fix = ("download the file(s) on a machine that can reach one of these places (or take them from "
-               "this release's sources archive, docs/releasing.md) and point MOD_WSGI_HTTPD_SOURCES "
-               "(-C sources=DIR) at the directory holding them; they are verified before use")
-        if untrusted:
-            fix = session.trust.advice() + "; or " + fix
-        raise FetchError(f"could not obtain a verified copy of {', '.join(s.filename for s in unresolved)}",
-                         f"every place was tried:\n{lines}\n", fix)
+        raise _not_found(unresolved, tried, session.trust.advice() if untrusted else "")
     return found
+
+
+def _from_local(source: Source, sources_dir: Optional[Path], bundled_dir: Optional[Path],
+                cache_dir: Optional[Path], private: Path, tried: List[str]) -> Optional[Path]:
+    """A verified copy from MOD_WSGI_HTTPD_SOURCES, this sdist's upstream/ or the cache, if one
+    of them has it. A damaged cached copy is a miss: it is fetched again and replaced."""
+    name = source.filename
+    if sources_dir is not None:
+        candidate = sources_dir / name
+        if candidate.is_file():
+            copy = _copy_verified(candidate, source, f"MOD_WSGI_HTTPD_SOURCES ({candidate})", private)
+            say(f"{name}: verified from {sources_dir}")
+            return copy
+        tried.append(f"{candidate}: not there")
+    if bundled_dir is not None and (bundled_dir / name).is_file():
+        copy = _copy_verified(bundled_dir / name, source, f"this sdist ({bundled_dir / name})", private)
+        say(f"{name}: verified from this sdist's upstream/")
+        return copy
+    if cache_dir is None:
+        return None
+    cached = cache_dir / name
+    if not cached.is_file():
+        tried.append(f"{cached}: not cached yet")
+        return None
+    try:
+        copy = _copy_verified(cached, source, f"the cache ({cached})", private)
+    except (VerificationError, TransferError, OSError) as e:
+        say(f"{name}: the cached copy is not usable ({e}); fetching it again")
+        tried.append(f"{cached}: damaged, not used")
+        return None
+    say(f"{name}: verified from the cache")
+    return copy
+
+
+def _from_urls(session, source: Source, private: Path, tried: List[str],
+               sleep) -> Tuple[Optional[Path], str, bool]:
+    """The recipe's URLs in order, until one gives the verified bytes: (the file or None, its URL,
+    whether a server's certificate was not trusted)."""
+    untrusted = False
+    for url in source.urls:
+        chunks = lambda: _http_chunks(session, url, source.filename, source.size, 2 * source.size + CHUNK)  # noqa: E731
+        try:
+            tmp = _with_retries(lambda: _stream_into(private, chunks(), source, url), source.filename, sleep)
+        except (TransferError, PermanentError) as e:
+            untrusted |= isinstance(e, UntrustedCertificate)
+            tried.append(f"{redact(url)}: {e}")
+            continue
+        return tmp, url, untrusted
+    return None, "", untrusted
+
+
+def _from_index(session, still: Dict[str, Source], private: Path, tried: Dict[str, List[str]],
+                index_urls: Optional[List[str]], sleep) -> Tuple[Dict[str, Path], bool]:
+    """The files this package's sdists carry (the system profile's), from the package index the
+    installer is configured with."""
+    carried = {n: s for n, s in still.items() if s.in_sdists}
+    for name in still:
+        if name not in carried:
+            tried[name].append("mod_wsgi-httpd sdists on the package index: they carry only the "
+                               "system profile's tarballs, not this one")
+    if not carried:
+        return {}, False
+    urls = network.index_urls() if index_urls is None else index_urls
+    if not urls:
+        for name in carried:
+            tried[name].append("package index: no http(s) index URL in pip's or uv's settings")
+    return _from_sdists(session, carried, private, tried, urls, sleep)
+
+
+def _not_found(unresolved: List[Source], tried: Dict[str, List[str]], trust_advice: str) -> FetchError:
+    """One message: each file, its size and sha256, and what every place answered."""
+    lines = "\n".join(f"  {s.filename} ({s.size} bytes, sha256 {s.sha256}):\n"
+                      + "\n".join(f"    - {t}" for t in tried[s.filename]) for s in unresolved)
+    fix = ("download the file(s) on a machine that can reach one of these places (or take them from "
+           "this release's sources archive, docs/releasing.md) and point MOD_WSGI_HTTPD_SOURCES "
+           "(-C sources=DIR) at the directory holding them; they are verified before use")
+    if trust_advice:
+        fix = trust_advice + "; or " + fix
+    return FetchError(f"could not obtain a verified copy of {', '.join(s.filename for s in unresolved)}",
+                      f"every place was tried:\n{lines}\n", fix)
 
 
 def _from_debian(session, wanted: Dict[str, Source], private: Path, tried: Dict[str, List[str]],
