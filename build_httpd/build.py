@@ -10,7 +10,7 @@ import subprocess
 import tarfile
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
@@ -295,6 +295,18 @@ def decide_features(settings: Settings, recipes: Mapping[str, Recipe], env: Mapp
     return features.decide(all_features(recipes), settings, env["CC"], env)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a build was decided to be before anything compiles: the settings, the recipes, the
+    features' decisions, the build environment, the compiler and the build cache key."""
+    settings: Settings
+    recipes: Dict[str, Recipe]
+    decisions: Dict[str, Decision]
+    env: Dict[str, str]
+    compiler: str  # `cc --version`'s first line
+    key: str
+
+
 def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
     if recipes is None or settings.profile.vendors:
@@ -304,6 +316,7 @@ def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, 
     settings.target.check_runs(env)
     decisions = decide_features(settings, recipes, env)
     key, key_parts = cache.key(recipes, settings, decisions, compiler)
+    plan = Plan(settings, recipes, decisions, env, compiler, key)
     target = out_dir / "httpd"
     if target.exists():
         shutil.rmtree(target)
@@ -317,7 +330,7 @@ def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, 
     else:
         say("build cache bypassed (cache=off / MOD_WSGI_HTTPD_NO_CACHE)")
     if builds is None:
-        build_fresh(recipes, decisions, settings, env, compiler, key, target, None, None)
+        build_fresh(plan, target)
         return target
     with cache.exclusive(builds, key) as locked:
         why = cache.fetch(builds, key, target) if locked else "the cache could not be locked"
@@ -333,14 +346,17 @@ def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, 
         if why == "not in the cache":
             why = cache.why_miss(builds, key_parts)
         say(f"build cache miss ({key[:16]}): {why}")
-        build_fresh(recipes, decisions, settings, env, compiler, key, target, sources, builds.parent / "tmp")
+        build_fresh(plan, target, sources_cache=sources, work_fallback=builds.parent / "tmp")
         if locked:
             cache.store(builds, key, key_parts, target)
     return target
 
 
-def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key: str, target: Path,
-                sources_cache: Optional[Path], work_fallback: Optional[Path]) -> None:
+def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = None,
+                work_fallback: Optional[Path] = None) -> None:
+    """Build the prefix the plan describes into `target`: in a private directory (the temporary
+    one, else work_fallback), sources from sources_cache too; only the logs stay on failure."""
+    recipes, decisions, settings, env = plan.recipes, plan.decisions, plan.settings, plan.env
     work = _work_dir(work_fallback)
     check_space(work)
     stage_root = work / "dest"
@@ -367,7 +383,7 @@ def build_fresh(recipes, decisions, settings: Settings, env, compiler: str, key:
                               target=settings.target)
             shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]
                      for n, v in args.items()}
-            report.write(stage, recipes, decisions, settings, compiler, shown, key, libdirs)
+            report.write(stage, recipes, decisions, settings, plan.compiler, shown, plan.key, libdirs)
             relocate.check(stage, work, libdirs)
             relocate.check_target(stage, settings.target.arch.elf_machine, settings.target.libc.loader,
                                   settings.target.name)
