@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from .errors import SettingError
 from .profile import PROFILES, TARGETS, Profile, Target, host_target, target_named
@@ -70,6 +70,25 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
     the features whose library can be pointed at (-C ssl-dir=DIR): a feature that uses another's
     library (session-crypto uses ssl's) has none of its own. Default: every feature."""
     with_dirs = tuple(features) if with_dirs is None else tuple(with_dirs)
+    lookup = _Lookup(_config(config_settings), environ)
+    known = {"profile", "target", "jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
+    known |= set(features) | {f"{f}-dir" for f in with_dirs}
+    unknown = sorted(set(lookup.config) - known)
+    if unknown:
+        raise SettingError(f"unknown config setting {', '.join('-C ' + k for k in unknown)}",
+                           "mod_wsgi-httpd does not know it", "use one of: " + _describe_options(features, with_dirs))
+    profile = _profile(lookup)
+    modes, dirs = _features(lookup, features, with_dirs, profile)
+    return Settings(jobs=_jobs(lookup), sources_dir=_sources_dir(lookup),
+                    cache_dir=Path(lookup.get("cache-dir")[1]).expanduser() if lookup.get("cache-dir")
+                    else default_cache_dir(),
+                    use_build_cache=_use_build_cache(lookup), strip=lookup.flag("strip", True), features=modes,
+                    feature_dirs=dirs, keep_build=lookup.flag("keep-build", False), profile=profile,
+                    target=target_named(*lookup.get("target")) if lookup.get("target") else host_target())
+
+
+def _config(config_settings: Optional[Mapping[str, object]]) -> Dict[str, str]:
+    """Our -C settings, keys normalised (ssl_dir = ssl-dir); setuptools' own are left to it."""
     config = {}
     for key, value in (config_settings or {}).items():
         if key in SETUPTOOLS_KEYS:
@@ -77,77 +96,85 @@ def load_settings(config_settings: Optional[Mapping[str, object]], features,
         if isinstance(value, list):  # `-C k=a -C k=b`: the last one wins, as pip documents
             value = value[-1]
         config[key.lower().replace("_", "-")] = str(value)
+    return config
 
-    known = {"profile", "target", "jobs", "sources", "cache-dir", "cache", "strip", "keep-build"}
-    known |= set(features) | {f"{f}-dir" for f in with_dirs}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise SettingError(f"unknown config setting {', '.join('-C ' + k for k in unknown)}",
-                           "mod_wsgi-httpd does not know it", "use one of: " + _describe_options(features, with_dirs))
 
-    def get(key: str) -> Optional[tuple]:
+@dataclass(frozen=True)
+class _Lookup:
+    config: Dict[str, str]
+    environ: Mapping[str, str]
+
+    def get(self, key: str) -> Optional[tuple]:
         """(where it came from, value) for a setting, -C first, then the environment."""
-        if key in config:
-            return f"-C {key}", config[key]
+        if key in self.config:
+            return f"-C {key}", self.config[key]
         name = _ENV_NAMES.get(key, key.upper().replace("-", "_"))
         env = ENV_PREFIX + (name or "")
-        if name and environ.get(env, "") != "":
-            return env, environ[env]
+        if name and self.environ.get(env, "") != "":
+            return env, self.environ[env]
         return None
 
-    jobs = os.cpu_count() or 1
-    if get("jobs"):
-        where, value = get("jobs")
-        if not value.strip().isdigit() or int(value) < 1:
-            raise SettingError(f"{where} is {value!r}", "it is the number of parallel compile jobs",
-                               f"use a whole number of 1 or more (this machine has {os.cpu_count()} CPUs)")
-        jobs = int(value)
+    def flag(self, key: str, default: bool) -> bool:
+        return _bool(*self.get(key)) if self.get(key) else default
 
-    sources_dir = None
-    if get("sources"):
-        where, value = get("sources")
-        sources_dir = Path(value).expanduser()
-        if not sources_dir.is_dir():
-            raise SettingError(f"{where} is {value!r}, which is not a directory",
-                               "it names a directory holding source tarballs",
-                               "create it, correct the path, or unset it")
 
-    cache_dir = Path(get("cache-dir")[1]).expanduser() if get("cache-dir") else default_cache_dir()
-    use_build_cache = True
-    if get("cache"):
-        where, value = get("cache")
-        use_build_cache = _bool(where, value)
-    if environ.get(ENV_PREFIX + "NO_CACHE", "") != "" and "cache" not in config:
-        use_build_cache = not _bool(ENV_PREFIX + "NO_CACHE", environ[ENV_PREFIX + "NO_CACHE"])
-    strip = _bool(*get("strip")) if get("strip") else True
-    keep_build = _bool(*get("keep-build")) if get("keep-build") else False
+def _jobs(lookup: _Lookup) -> int:
+    if not lookup.get("jobs"):
+        return os.cpu_count() or 1
+    where, value = lookup.get("jobs")
+    if not value.strip().isdigit() or int(value) < 1:
+        raise SettingError(f"{where} is {value!r}", "it is the number of parallel compile jobs",
+                           f"use a whole number of 1 or more (this machine has {os.cpu_count()} CPUs)")
+    return int(value)
 
-    profile = PROFILES["system"]
-    if get("profile"):
-        where, value = get("profile")
-        if value.strip().lower() not in PROFILES:
-            raise SettingError(f"{where} is {value!r}", "the build profiles are " + "; ".join(
-                f"{p.name} ({p.summary})" for p in PROFILES.values()), "use " + " or ".join(
-                f"profile={p}" for p in PROFILES))
-        profile = PROFILES[value.strip().lower()]
-    target = target_named(*get("target")) if get("target") else host_target()
 
+def _sources_dir(lookup: _Lookup) -> Optional[Path]:
+    if not lookup.get("sources"):
+        return None
+    where, value = lookup.get("sources")
+    sources_dir = Path(value).expanduser()
+    if not sources_dir.is_dir():
+        raise SettingError(f"{where} is {value!r}, which is not a directory",
+                           "it names a directory holding source tarballs",
+                           "create it, correct the path, or unset it")
+    return sources_dir
+
+
+def _use_build_cache(lookup: _Lookup) -> bool:
+    """cache=on/off, or MOD_WSGI_HTTPD_NO_CACHE when -C cache is not given."""
+    no_cache = ENV_PREFIX + "NO_CACHE"
+    if lookup.environ.get(no_cache, "") != "" and "cache" not in lookup.config:
+        return not _bool(no_cache, lookup.environ[no_cache])
+    return lookup.flag("cache", True)
+
+
+def _profile(lookup: _Lookup) -> Profile:
+    if not lookup.get("profile"):
+        return PROFILES["system"]
+    where, value = lookup.get("profile")
+    if value.strip().lower() not in PROFILES:
+        raise SettingError(f"{where} is {value!r}", "the build profiles are " + "; ".join(
+            f"{p.name} ({p.summary})" for p in PROFILES.values()), "use " + " or ".join(
+            f"profile={p}" for p in PROFILES))
+    return PROFILES[value.strip().lower()]
+
+
+def _features(lookup: _Lookup, features, with_dirs, profile: Profile) -> Tuple[Dict[str, str], Dict[str, Path]]:
+    """Each feature's mode (auto/required/off), and the library directories given."""
     modes: Dict[str, str] = {}
     dirs: Dict[str, Path] = {}
     for name, allowed in features.items():
-        got = get(name)
+        got = lookup.get(name)
         mode = got[1].strip().lower() if got else ("required" if allowed == ("required",) else "auto")
         if mode not in allowed:
             raise SettingError(f"{got[0]} is {got[1]!r}", f"the {name} feature accepts {', '.join(allowed)}",
                                f"use {name}=" + "|".join(allowed))
         modes[name] = mode
-        if name in with_dirs and get(f"{name}-dir"):
-            where, value = get(f"{name}-dir")
+        if name in with_dirs and lookup.get(f"{name}-dir"):
+            where, value = lookup.get(f"{name}-dir")
             if profile.vendors:
                 raise SettingError(f"{where} is set, and so is profile={profile.name}",
                                    f"the {profile.name} profile builds its own {name} library and never links "
                                    "one from a directory", f"drop {where}, or build with profile=system")
             dirs[name] = Path(value).expanduser().resolve()
-    return Settings(jobs=jobs, sources_dir=sources_dir, cache_dir=cache_dir, use_build_cache=use_build_cache,
-                    strip=strip, features=modes, feature_dirs=dirs, keep_build=keep_build,
-                    profile=profile, target=target)
+    return modes, dirs
