@@ -114,6 +114,10 @@ class Toolchain:
     native_packages: Tuple[str, ...] = ()  # Debian's packages that provide it ({debian}: the target's arch)
     cross_packages: Tuple[str, ...] = ()
     python_packages: Tuple[str, ...] = ()  # from the package index (zig)
+    # whether a build machine of the target's own architecture and C library builds it with its
+    # own cc (Alpine's gcc is a musl-gcc; Debian's gcc is the gcc row): not so for a glibc floor
+    # older than the build machine's
+    own_cc_will_do: bool = True
 
 
 LIBCS: Dict[str, Libc] = {c.name: c for c in (
@@ -153,7 +157,7 @@ TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
               "Debian root here has a glibc as old as 2.28",
               "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
               "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
-              (), ("binutils-{gnu}",), ("ziglang",)),
+              (), ("binutils-{gnu}",), ("ziglang",), own_cc_will_do=False),
 )}
 
 # The tools a build names by their plain names, which a cross toolchain prefixes with its triplet.
@@ -202,7 +206,7 @@ class Target:
     def foreign(self) -> bool:
         """Its compiler is not the build machine's own cc for its own C library: configure is told
         the host triplet, and the installed prefix records the target's plain `cc` instead."""
-        return self.cross or self.toolchain.name != "gcc" or self.libc.name != host_libc()
+        return self.cross or self.libc.name != host_libc() or not self.toolchain.own_cc_will_do
 
     @property
     def debian_packages(self) -> Tuple[str, ...]:

@@ -263,6 +263,18 @@ def test_each_target_compiles_with_its_own_toolchain_and_records_plain_cc(name, 
     assert s.target.recorded_toolchain()[env["CC"]] == "cc"
 
 
+def test_on_a_machine_of_the_target_s_own_c_library_its_own_cc_builds_it(monkeypatch):
+    """On Alpine (musl) the musl target is the machine's own: its cc, no --host, nothing renamed;
+    the glibc 2.28 floor needs zig even on a glibc machine."""
+    from build_httpd import profile
+    monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
+    monkeypatch.setattr(profile, "host_libc", lambda: "musl")
+    assert profile.host_target().name == "musllinux_1_2_x86_64" and not profile.host_target().foreign
+    assert profile.host_target().environment({"CC": "gcc"})["CC"] == "gcc"
+    monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
+    assert profile.TARGETS["manylinux_2_28_x86_64"].foreign and not profile.host_target().foreign
+
+
 def test_every_debian_module_is_a_feature_found_as_its_distribution_installs_it():
     """ci/test installs the -dev packages: Lua's headers in include/lua5.4/, libxml2's where only
     pkg-config's -I finds them, mod_md's two libraries; each found, with its version."""
