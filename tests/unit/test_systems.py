@@ -45,3 +45,6 @@ def test_a_missing_tool_names_the_package_of_this_system(monkeypatch):
     with pytest.raises(MissingRequirementError) as e:
         which("readelf", "to read", {"PATH": "/nonexistent"})
     assert "dnf install binutils" in str(e.value)
+    with pytest.raises(MissingRequirementError) as e:
+        which("patchelf", "to set RUNPATHs", {"PATH": "/nonexistent"})
+    assert "dnf install patchelf" in str(e.value) and "gcc" not in str(e.value)
