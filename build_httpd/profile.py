@@ -99,6 +99,9 @@ class Libc:
     # 200 levels of recursion through C at 128 KB; glibc gives 8 MB). 2 MB, as glibc-sized as
     # reasonable without making 30 idle threads cost much address space.
     ldflags: str = ""
+    # where a toolchain built for it puts its library (/lib/NAME -> PREFIX/lib/libc.so, {machine}
+    # filled in): the loader its programs name, and the name a system of it has
+    system_links: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,18 @@ class Toolchain:
     # own cc (Alpine's gcc is a musl-gcc; Debian's gcc is the gcc row): not so for a glibc floor
     # older than the build machine's
     own_cc_will_do: bool = True
+    # a toolchain no package provides: built from recipes/toolchains/<recipe>.toml by
+    # `python -m build_httpd.toolchain`, whose PREFIX/bin/<command> the cc templates call
+    recipe: str = ""
+    command: str = ""
+    wraps: str = ""  # what the recipe installs in PREFIX/bin that `command` names
 
 
 LIBCS: Dict[str, Libc] = {c.name: c for c in (
     Libc("glibc", "gnu", "manylinux", "ld-linux"),
-    Libc("musl", "musl", "musllinux", "ld-musl", ldflags="-Wl,-z,stack-size=2097152"),
+    Libc("musl", "musl", "musllinux", "ld-musl", ldflags="-Wl,-z,stack-size=2097152",
+         # Alpine's names; auditwheel knows a musl system by the second
+         system_links=("ld-musl-{machine}.so.1", "libc.musl-{machine}.so.1")),
 )}
 
 ARCHES: Dict[str, Arch] = {a.machine: a for a in (
@@ -137,16 +147,16 @@ TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
     # Debian's musl (1.2.2 in Debian 11: the musllinux_1_2 floor) with its gcc specs: the same gcc
     # as the glibc wheels, so one compiler's behaviour to know; zig's musl is newer (1.2.5) than
     # the floor it would claim
-    Toolchain("musl-gcc", "Debian's musl and musl-tools (musl 1.2.2 in Debian 11, the musllinux_1_2 floor) with "
-              "the same gcc as the glibc wheels",
-              # Open (issue 24): Debian's musl is built without crypt() (Alpine's has it in libc),
-              # so httpd's htpasswd fails to link with it; every library and APR-util link.
+    Toolchain("musl-gcc", "upstream musl 1.2.2 (the musllinux_1_2 floor; Debian's musl lacks crypt(), which "
+              "APR-util and htpasswd call) built from recipes/toolchains/musl.toml, with the same gcc as the glibc "
+              "wheels",
               # musl ships no kernel headers (linux/*.h, asm/*): Debian's cross packages of them
               # hold nothing else, so no glibc header can slip in (Alpine's linux-headers)
-              "musl-gcc -idirafter /usr/{gnu}/include",
-              "{gnu}-gcc -specs /usr/lib/{machine}-linux-musl/musl-gcc.specs -idirafter /usr/{gnu}/include",
-              ("musl-tools", "musl-dev", "linux-libc-dev-{debian}-cross"),
-              ("gcc-{gnu}", "musl-dev:{debian}", "musl:{debian}", "linux-libc-dev-{debian}-cross")),
+              "{machine}-linux-musl-gcc -idirafter /usr/{gnu}/include",
+              "{machine}-linux-musl-gcc -idirafter /usr/{gnu}/include",
+              ("gcc", "linux-libc-dev-{debian}-cross"),
+              ("gcc-{gnu}", "linux-libc-dev-{debian}-cross"),
+              recipe="musl", command="{machine}-linux-musl-gcc", wraps="musl-gcc"),
     # zig links against stub libraries of any glibc version: no Debian root is as old as 2.28 (and
     # Debian 10's glibc 2.28 packages are gone from the archive here). Open (issue 24), found by a
     # portable build on this machine: zig's linker refuses -Wl,--exclude-libs (how the portable
@@ -304,6 +314,9 @@ class Target:
     def install_hint(self) -> str:
         packages = " ".join(self.debian_packages)
         hint = f"Debian: apt-get install {packages}" if packages else ""
+        if self.toolchain.recipe:
+            hint += (f"; then build {self.toolchain.recipe}: python -m build_httpd.toolchain {self.name} PREFIX "
+                     "--loader, and put PREFIX/bin on PATH")
         if self.cross:
             hint = f"dpkg --add-architecture {self.debian_arch}; " + hint
         if self.toolchain.python_packages:
@@ -388,6 +401,7 @@ FIELDS = {
     "build-suite": lambda t: t.build_suite, "cross": lambda t: "yes" if t.cross else "",
     "debian-packages": lambda t: " ".join(t.debian_packages),
     "python-packages": lambda t: " ".join(t.toolchain.python_packages),
+    "toolchain-recipe": lambda t: t.toolchain.recipe,
 }
 
 
