@@ -401,7 +401,7 @@ FIELDS = {
     "build-suite": lambda t: t.build_suite, "cross": lambda t: "yes" if t.cross else "",
     "debian-packages": lambda t: " ".join(t.debian_packages),
     "python-packages": lambda t: " ".join(t.toolchain.python_packages),
-    "toolchain-recipe": lambda t: t.toolchain.recipe,
+    "toolchain-recipe": lambda t: t.toolchain.recipe, "cc": lambda t: t.cc(), "triplet": lambda t: t.triplet,
 }
 
 
