@@ -1,8 +1,9 @@
 """Run by ci/portable/check in a fresh root, with the virtualenv's python: serve ci/portable/app.wsgi
-through mod_wsgi-express with the portable build over HTTP, HTTPS and HTTP/2, and check that
-the httpd process uses the system's libssl/libcrypto/libz for Python and nothing else for those
-names (mod_ssl's own OpenSSL is linked in, invisible). Prints one JSON line of findings last;
-exits non-zero on the first failed check."""
+through mod_wsgi-express with the portable build (30 threads) over HTTP, HTTPS and HTTP/2, and
+check that the httpd process uses the system's libssl/libcrypto/libz for Python and nothing else
+for those names (mod_ssl's own OpenSSL is linked in, invisible); then concurrent load, a request
+that recurses through C in a request thread, a graceful restart under that load, and a clean stop.
+Prints one JSON line of findings last; exits non-zero on the first failed check."""
 
 import hashlib
 import json
@@ -10,7 +11,9 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -22,12 +25,65 @@ VENV = Path(sys.prefix)
 TLS = Path(sys.argv[1])  # ca.crt, server.crt, server.key
 HTTP_PORT, HTTPS_PORT = int(sys.argv[2]), int(sys.argv[3])
 ROOT = Path("/srv/portable-check")
+THREADS = 30
+DEPTH = 400  # levels of recursion through C in one request (200 crash CPython in 128 KB of stack)
 
 
 def check(ok, what):
     if not ok:
         sys.exit(f"portable check FAILED: {what}")
     print(f"ok: {what}", flush=True)
+
+
+def load(verify, requests, path="/"):
+    """`requests` HTTPS requests, THREADS at a time: the status codes, by count."""
+    def one(_):
+        try:
+            with httpx.Client(verify=verify, timeout=120) as client:
+                return client.get(f"https://localhost:{HTTPS_PORT}{path}").status_code
+        except httpx.HTTPError as e:
+            return type(e).__name__
+    with ThreadPoolExecutor(THREADS) as pool:
+        codes = list(pool.map(one, range(requests)))
+    return {code: codes.count(code) for code in set(codes)}
+
+
+def under_load(verify, apachectl):
+    """Every daemon thread busy at once, the recursion through C in them, a graceful restart
+    while requests run (mod_wsgi answers a few with 503 while its daemon socket is rotated:
+    WSGISocketRotation, counted not hidden), then everything served again."""
+    codes = load(verify, THREADS * 4)
+    check(codes == {200: THREADS * 4}, f"{THREADS * 4} requests, {THREADS} at a time, all answered 200 ({codes})")
+    deep = load(verify, THREADS, f"/recurse?n={DEPTH}")
+    check(deep == {200: THREADS}, f"{THREADS} concurrent requests recursing {DEPTH} levels through C answered 200 "
+          f"({deep}): the threads' stacks hold a Python interpreter")
+    with ThreadPoolExecutor(1) as background:
+        during = background.submit(load, verify, THREADS * 4)
+        time.sleep(0.5)
+        subprocess.run([apachectl, "graceful"], check=True)
+        during = during.result()
+    check(set(during) <= {200, 503} and during.get(200, 0) >= THREADS,
+          f"requests during a graceful restart were answered ({during}; 503 while the daemon socket rotates)")
+    def settled():
+        codes = load(verify, THREADS * 2)
+        if codes != {200: THREADS * 2}:
+            raise RuntimeError(f"answers {codes}")
+        return codes
+    codes = wait_until(settled, "every request answered 200 after the graceful restart", timeout=60, interval=1)
+    check(codes == {200: THREADS * 2}, f"after the graceful restart, {THREADS * 2} requests at a time answered 200")
+
+
+def stopped(pid_file):
+    """apachectl stop ends the server: the pid file goes and nothing listens on the ports."""
+    def gone():
+        if pid_file.exists():
+            raise RuntimeError(f"{pid_file} is still there")
+        try:
+            httpx.get(f"http://localhost:{HTTP_PORT}/", timeout=2)
+        except httpx.ConnectError:
+            return True
+        raise RuntimeError("something still answers on the port")
+    check(wait_until(gone, "httpd to stop", timeout=60, interval=0.5), "a clean stop: no pid file, no listener")
 
 
 def main():
@@ -39,11 +95,12 @@ def main():
     subprocess.run([express, "setup-server", app, "--server-root", ROOT / "express", "--host", "127.0.0.1",
                     "--port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT), "--server-name", "localhost",
                     "--ssl-certificate-file", TLS / "server.crt", "--ssl-certificate-key-file", TLS / "server.key",
-                    "--http2", "--user", "nobody", "--group", "nogroup", "--locale", "C.UTF-8",
+                    "--http2", "--threads", str(THREADS), "--user", "nobody", "--group", "nogroup", "--locale", "C.UTF-8",
                     "--log-to-terminal"], check=True)
-    subprocess.run([ROOT / "express" / "apachectl", "start"], check=True)
+    apachectl = ROOT / "express" / "apachectl"
+    subprocess.run([apachectl, "start"], check=True)
+    verify = ssl.create_default_context(cafile=str(TLS / "ca.crt"))
     try:
-        verify = ssl.create_default_context(cafile=str(TLS / "ca.crt"))
         # (under emulation an arm64 httpd takes its time to start)
         plain = wait_until(lambda: httpx.get(f"http://localhost:{HTTP_PORT}/", timeout=10),  # the --server-name
                            "mod_wsgi-express", timeout=120, interval=1)
@@ -51,8 +108,10 @@ def main():
             https = client.get(f"https://localhost:{HTTPS_PORT}/")
         with httpx.Client(verify=verify, http2=True, timeout=10) as client:
             h2 = client.get(f"https://localhost:{HTTPS_PORT}/")
+        under_load(verify, apachectl)
     finally:
-        subprocess.run([ROOT / "express" / "apachectl", "stop"])
+        subprocess.run([apachectl, "stop"])
+    stopped(ROOT / "express" / "httpd.pid")
     for name, r in (("HTTP", plain), ("HTTPS", https), ("HTTP/2", h2)):
         check(r.status_code == 200, f"{name} answered 200 ({r.status_code})")
     check(https.http_version == "HTTP/1.1", "HTTPS without ALPN h2 is HTTP/1.1")

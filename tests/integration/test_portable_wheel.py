@@ -34,13 +34,38 @@ HOST = host_target().name
 # PORTABLE_TARGETS names targets (wheel tags) or machines (their glibc targets)
 WANTED = [target_named("PORTABLE_TARGETS", n).name for n in os.environ.get("PORTABLE_TARGETS", HOST).split()]
 # the targets whose wheels are built and checked here so far (the musl and glibc 2.28 rows: issue 24)
-PROVEN = ("manylinux_2_31_x86_64", "manylinux_2_31_aarch64")
+PROVEN = ("manylinux_2_31_x86_64", "manylinux_2_31_aarch64", "musllinux_1_2_x86_64")
 MACHINES = [HOST] + [m for m in PROVEN if m != HOST]
 BUILD_TIMEOUT = 3000  # seconds: a Debian 11 root, apt-get, OpenSSL and httpd from scratch on 2 CPUs
 
 
 def suites_for(machine):
+    """The Debian roots a wheel is checked in (a musl target's: the Debian base of its musl system)."""
+    if TARGETS[machine].libc.name != host_target().libc.name:
+        return ["bookworm"]
     return os.environ.get("PORTABLE_SUITES", "bookworm" if machine == HOST else "bullseye trixie").split()
+
+
+@pytest.fixture(scope="session")
+def foreign_libc_system(tmp_path_factory):
+    """foreign_libc_system(target): for a target whose C library is not this machine's (musl), a
+    machine of it to unpack in a fresh root (ci/musl-python: the target's toolchain and a CPython
+    built with it), made once per session; None for this machine's own C library."""
+    made = {}
+
+    def get(target):
+        if target.libc.name == host_target().libc.name:
+            return None
+        if target.name not in made:
+            out = tmp_path_factory.mktemp(f"libc-system-{target.name}")
+            result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", "bookworm", "bash", "ci/musl-python",
+                                     target.name], env=dict(os.environ, FRESH_ROOT_OUT=str(out)),
+                                    capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+            assert result.returncode == 0, f"ci/musl-python failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+            assert "musl-python: " in result.stdout and "musllinux_1_2" in result.stdout, result.stdout[-3000:]
+            made[target.name] = out / "musl-system.tar"
+        return made[target.name]
+    return get
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +150,7 @@ def test_the_portable_wheel_has_its_target_s_tag_and_is_self_contained(machine, 
         # (text files only: OpenSSL keeps its compiler command line in libcrypto; build-info.json
         # records how the build ran)
         recorded = [n for n in names if not n.endswith("build-info.json") and not wheel.read(n).startswith(b"\x7fELF")
-                    and re.search(rb"-linux-gnu-gcc|gcc-cross", wheel.read(n))]
+                    and re.search(rb"-linux-(gnu|musl)-gcc|gcc-cross|musl-gcc", wheel.read(n))]
         pep770 = f"mod_wsgi_httpd-{VERSION}.dist-info/sboms/sbom.cdx.json"
         assert json.loads(wheel.read(pep770)) == sbom
         assert pep770 in wheel.read(f"mod_wsgi_httpd-{VERSION}.dist-info/RECORD").decode()
@@ -143,10 +168,13 @@ def test_the_portable_wheel_has_its_target_s_tag_and_is_self_contained(machine, 
     assert "not built in the portable profile" in info["features"]["ldap"]["reason"]
     for name in vendored:
         assert f"mod_wsgi_packages/httpd/licenses/{name}/" in "\n".join(names)
-    # what auditwheel grafted (libcrypt) comes with its licence too
+    # what auditwheel grafted (glibc's libcrypt) comes with its licence too; musl has crypt() in libc
     grafted = [n for n in names if n.startswith("mod_wsgi_httpd.libs/") and ".so" in n]
-    assert grafted and all(re.match(r"mod_wsgi_httpd\.libs/lib[\w+]+-[0-9a-f]{8}\.so", n) for n in grafted), grafted
-    assert "mod_wsgi_packages/httpd/licenses/libcrypt1/copyright" in names
+    assert all(re.match(r"mod_wsgi_httpd\.libs/lib[\w+]+-[0-9a-f]{8}\.so", n) for n in grafted), grafted
+    if TARGETS[machine].libc.name == "glibc":
+        assert grafted and "mod_wsgi_packages/httpd/licenses/libcrypt1/copyright" in names
+    else:
+        assert not grafted
     refs = {c["name"]: c for c in sbom["components"]}
     assert refs["openssl"]["version"].startswith("3.5.") and refs["openssl"]["hashes"][0]["content"] == \
         info["components"]["openssl"]["sha256"]
@@ -159,13 +187,19 @@ def test_the_portable_wheel_has_its_target_s_tag_and_is_self_contained(machine, 
 
 
 @pytest.mark.parametrize("machine,suite", [(m, s) for m in MACHINES for s in suites_for(m)])
-def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, suite, wheels, tmp_path):
-    """In one fresh root per suite, of the wheel's architecture (arm64 runs under qemu-user): the
-    wheel from a local index, mod_wsgi compiled against it there, HTTP, HTTPS and HTTP/2;
-    ci/portable/check.py names each check."""
+def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, suite, wheels, foreign_libc_system,
+                                                                     tmp_path):
+    """In one fresh root per suite, of the wheel's architecture (arm64 runs under qemu-user), a musl
+    machine for a musl wheel: the wheel from a local index, mod_wsgi compiled against it there,
+    HTTP, HTTPS and HTTP/2, 30 threads under concurrent load, recursion through C in them, a
+    graceful restart under load, a clean stop; ci/portable/check.py names each check."""
     portable_wheel = wheels(machine)
+    target = TARGETS[machine]
     inbox = tmp_path / "in"
     (inbox / "tls").mkdir(parents=True)
+    system = foreign_libc_system(target)
+    if system is not None:
+        shutil.copy(system, inbox / "musl-system.tar")
     index = tmp_path / "index"
     index.mkdir()
     shutil.copy(portable_wheel, index)
@@ -188,7 +222,8 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
     # the root shares this machine's network: it reaches the index on 127.0.0.1
     with local_index(index, tmp_path / "pypiserver") as url:
         env = dict(os.environ, FRESH_ROOT_IN=str(inbox), FRESH_ROOT_ARCH=TARGETS[machine].debian_arch,
-                   FRESH_ROOT_ENV=f"HTTP_PORT={free_port()} HTTPS_PORT={free_port()} INDEX_URL={url}")
+                   FRESH_ROOT_ENV=f"HTTP_PORT={free_port()} HTTPS_PORT={free_port()} INDEX_URL={url} "
+                                  f"MUSL_PACKAGES={','.join(target.debian_packages)}")
         result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", suite, "bash", "ci/portable/check"], env=env,
                                 capture_output=True, text=True, timeout=1800 if machine == HOST else 3600)
     output = result.stdout + result.stderr
@@ -197,7 +232,9 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
     assert f"ok: uname -m says {TARGETS[machine].machine}" in output and "mod_wsgi-httpd installed in" in output, output[-8000:]
     for expected in ("HTTP/2 negotiated over TLS", "Python in httpd has the system's OpenSSL",
                      "no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped",
-                     "mod_ssl.so exports no OpenSSL symbol"):
+                     "mod_ssl.so exports no OpenSSL symbol", "a clean stop: no pid file, no listener",
+                     "after the graceful restart, 60 requests at a time answered 200",
+                     "30 concurrent requests recursing 400 levels through C answered 200"):
         assert f"ok: {expected}" in output, output[-8000:]
     findings = json.loads(result.stdout.strip().splitlines()[-1])
     assert findings["http2"] == "HTTP/2" and findings["mapped"]

@@ -235,9 +235,9 @@ def test_a_target_is_a_row_of_data_named_by_its_wheel_tag(monkeypatch):
 
 
 @pytest.mark.parametrize("name,cc,host", [
-    ("musllinux_1_2_x86_64", "musl-gcc -idirafter /usr/x86_64-linux-gnu/include", "x86_64-linux-musl"),
-    ("musllinux_1_2_aarch64", "aarch64-linux-gnu-gcc -specs /usr/lib/aarch64-linux-musl/musl-gcc.specs "
-                              "-idirafter /usr/aarch64-linux-gnu/include -mno-outline-atomics", "aarch64-linux-musl"),
+    ("musllinux_1_2_x86_64", "x86_64-linux-musl-gcc -idirafter /usr/x86_64-linux-gnu/include", "x86_64-linux-musl"),
+    ("musllinux_1_2_aarch64", "aarch64-linux-musl-gcc -idirafter /usr/aarch64-linux-gnu/include "
+                              "-mno-outline-atomics", "aarch64-linux-musl"),
     ("manylinux_2_28_x86_64", " cc -target x86_64-linux-gnu.2.28 -mcpu=baseline -fno-sanitize=undefined",
      "x86_64-linux-gnu"),
 ])
