@@ -70,7 +70,9 @@ def build_toolchain(target: Target, prefix: Path, sources_dir: Optional[Path] = 
         tarball = obtain_sources([recipe.source], sources_dir, None, work)[recipe.source.filename]
         src = extract(recipe, tarball, work)
         logs = work / "logs"
-        env = dict(os.environ)
+        # what the target's every compilation needs (aarch64: no outline atomics, whose helpers
+        # in gcc's libgcc call glibc's private __getauxval) applies to the C library too
+        env = dict(os.environ, CFLAGS=f"{os.environ.get('CFLAGS', '')} {target.cflags}".strip())
         step = dict(component=recipe.name, log_path=logs / f"{recipe.name}.log", cwd=src, env=env)
         say(f"{recipe.name} {recipe.version} for {target.name}: building (its log: {step['log_path']})")
         try:
