@@ -31,6 +31,7 @@ from .run import run
 from .sources import obtain_sources
 
 TOOLCHAINS_DIR = RECIPES_DIR / "toolchains"
+BINUTILS = ("ar", "ranlib", "nm", "strip", "ld", "objdump", "objcopy", "readelf", "as")
 
 
 def toolchain_recipes(directory: Path = TOOLCHAINS_DIR) -> Dict[str, Recipe]:
@@ -88,6 +89,12 @@ def build_toolchain(target: Target, prefix: Path, sources_dir: Optional[Path] = 
         for name in recipe.license_files:
             shutil.copy2(src / name, staged / name)
         (staged / "bin" / command.name).symlink_to(target.toolchain.wraps)
+        # the target's binutils under its triplet too, as a cross toolchain has them: CMake looks
+        # for the archiver beside the compiler, by the compiler's prefix
+        for tool in BINUTILS:
+            found = shutil.which(target.tool(tool))
+            if found:
+                (staged / "bin" / f"{target.triplet}-{tool}").symlink_to(found)
         prefix.parent.mkdir(parents=True, exist_ok=True)
         if prefix.exists():
             prefix.rmdir()
