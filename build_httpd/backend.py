@@ -42,8 +42,8 @@ def get_requires_for_build_wheel(config_settings=None):
         return requires
     if settings.profile.vendors and not shutil.which("cmake"):
         requires.append("cmake>=3.16")
-    # a target's compiler that comes from the package index (zig for the glibc 2.28 wheels)
-    return requires + list(settings.target.toolchain.python_packages)
+    # (a target's toolchain is made before the build, python -m build_httpd.toolchain)
+    return requires
 
 
 def build_sdist(sdist_directory, config_settings=None):

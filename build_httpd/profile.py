@@ -85,6 +85,7 @@ class Arch:
     machine: str  # as `uname -m` and wheel platform tags say it
     debian: str  # Debian's name (multiarch packages, debootstrap --arch)
     elf_machine: int  # e_machine in its ELF headers (EM_X86_64, EM_AARCH64)
+    zig: str  # how zig names it in its libc header directories (lib/libc/include/<zig>-linux-gnu)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,8 @@ class Libc:
 @dataclass(frozen=True)
 class Toolchain:
     """How a compiler for a target is called. The command templates see {gnu} (the target's GNU
-    triplet with the build machine's binutils naming, e.g. aarch64-linux-gnu), {machine}, {floor}
-    and {zig}; the package templates {gnu} as Debian spells it in package names, and {debian}."""
+    triplet with the build machine's binutils naming, e.g. aarch64-linux-gnu), {machine} and
+    {floor}; the package templates {gnu} as Debian spells it in package names, and {debian}."""
 
     name: str
     why: str  # why this toolchain for the targets that use it
@@ -116,16 +117,19 @@ class Toolchain:
     cross_cc: str  # on another one
     native_packages: Tuple[str, ...] = ()  # Debian's packages that provide it ({debian}: the target's arch)
     cross_packages: Tuple[str, ...] = ()
-    python_packages: Tuple[str, ...] = ()  # from the package index (zig)
+    python_packages: Tuple[str, ...] = ()  # from the package index, to make it (ziglang)
     # whether a build machine of the target's own architecture and C library builds it with its
     # own cc (Alpine's gcc is a musl-gcc; Debian's gcc is the gcc row): not so for a glibc floor
     # older than the build machine's
     own_cc_will_do: bool = True
-    # a toolchain no package provides: built from recipes/toolchains/<recipe>.toml by
-    # `python -m build_httpd.toolchain`, whose PREFIX/bin/<command> the cc templates call
-    recipe: str = ""
+    # A toolchain no package provides is made by `python -m build_httpd.toolchain TARGET PREFIX`
+    # (build_httpd/toolchain.py), which installs PREFIX/bin/<command> for the cc templates to call:
+    # from a C library's recipe (recipes/toolchains/<recipe>.toml; the recipe installs `wraps`),
+    # or, without a recipe, as a sysroot of the floor's glibc for the build machine's gcc (made
+    # from zig's stub libraries and headers of that glibc version).
     command: str = ""
-    wraps: str = ""  # what the recipe installs in PREFIX/bin that `command` names
+    recipe: str = ""
+    wraps: str = ""
 
 
 LIBCS: Dict[str, Libc] = {c.name: c for c in (
@@ -136,17 +140,16 @@ LIBCS: Dict[str, Libc] = {c.name: c for c in (
 )}
 
 ARCHES: Dict[str, Arch] = {a.machine: a for a in (
-    Arch("x86_64", "amd64", 62),
-    Arch("aarch64", "arm64", 183),
+    Arch("x86_64", "amd64", 62, "x86"),
+    Arch("aarch64", "arm64", 183, "aarch64"),
 )}
 
 TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
     Toolchain("gcc", "Debian's gcc in a root of the floor's Debian release: that release's glibc is the floor",
               "cc", "{gnu}-gcc", (),
               ("gcc-{gnu}", "libc6-dev:{debian}", "libcrypt-dev:{debian}")),
-    # Debian's musl (1.2.2 in Debian 11: the musllinux_1_2 floor) with its gcc specs: the same gcc
-    # as the glibc wheels, so one compiler's behaviour to know; zig's musl is newer (1.2.5) than
-    # the floor it would claim
+    # musl 1.2.2 with its gcc specs: the same gcc as the glibc wheels, so one compiler's behaviour
+    # to know; zig's musl is newer (1.2.5) than the floor it would claim
     Toolchain("musl-gcc", "upstream musl 1.2.2 (the musllinux_1_2 floor; Debian's musl lacks crypt(), which "
               "APR-util and htpasswd call) built from recipes/toolchains/musl.toml, with the same gcc as the glibc "
               "wheels",
@@ -156,18 +159,19 @@ TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
               "{machine}-linux-musl-gcc -idirafter /usr/{gnu}/include",
               ("gcc", "linux-libc-dev-{debian}-cross"),
               ("gcc-{gnu}", "linux-libc-dev-{debian}-cross"),
-              recipe="musl", command="{machine}-linux-musl-gcc", wraps="musl-gcc"),
-    # zig links against stub libraries of any glibc version: no Debian root is as old as 2.28 (and
-    # Debian 10's glibc 2.28 packages are gone from the archive here). Open (issue 24), found by a
-    # portable build on this machine: zig's linker refuses -Wl,--exclude-libs (how the portable
-    # profile hides the vendored libraries' symbols), CMake wants a one-word compiler (a wrapper
-    # script), and zlib's configure then misdetects strerror/vsnprintf. A lead: gcc and GNU ld with
-    # zig's glibc 2.28 headers and stub libraries, so that only the C library changes.
-    Toolchain("zig", "zig cc (ziglang from the package index) links against any glibc version's symbols; no "
-              "Debian root here has a glibc as old as 2.28",
-              "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
-              "{zig} cc -target {machine}-linux-gnu.{floor} -mcpu=baseline -fno-sanitize=undefined",
-              (), ("binutils-{gnu}",), ("ziglang",), own_cc_will_do=False),
+              command="{machine}-linux-musl-gcc", recipe="musl", wraps="musl-gcc"),
+    # No Debian root here is as old as glibc 2.28 (Debian 10's packages are gone from the archive).
+    # zig links against stub libraries of any glibc version, but its own linker refuses
+    # -Wl,--exclude-libs (how the portable profile hides the vendored libraries' symbols) and links
+    # shared objects without crtbegin (an atexit handler in a dlclose'd module crashes at exit;
+    # httpd unloads modules on every graceful restart). So only zig's glibc 2.28 stubs and headers
+    # are taken: gcc and GNU ld compile and link against them, with gcc's own crtbeginS/crtendS.
+    Toolchain("gcc-glibc-sysroot", "gcc and GNU ld against a glibc 2.28 sysroot made from zig's stub libraries "
+              "and headers (ziglang from the package index): no Debian root here has a glibc as old as 2.28",
+              "{machine}-linux-gnu{floor}-gcc", "{machine}-linux-gnu{floor}-gcc",
+              ("gcc", "libc6-dev", "libcrypt-dev"),
+              ("gcc-{gnu}", "libc6-dev-{debian}-cross", "libcrypt-dev:{debian}"), ("ziglang",),
+              own_cc_will_do=False, command="{machine}-linux-gnu{floor}-gcc"),
 )}
 
 # The tools a build names by their plain names, which a cross toolchain prefixes with its triplet.
@@ -239,7 +243,7 @@ class Target:
 
     def cc(self) -> str:
         template = self.toolchain.cross_cc if self.cross else self.toolchain.native_cc
-        command = template.format(gnu=self.gnu, machine=self.machine, floor=self.floor, zig=zig_command())
+        command = template.format(gnu=self.gnu, machine=self.machine, floor=self.floor)
         return f"{command} {self.cflags}".strip()
 
     def environment(self, env: Dict[str, str]) -> Dict[str, str]:
@@ -314,21 +318,22 @@ class Target:
     def install_hint(self) -> str:
         packages = " ".join(self.debian_packages)
         hint = f"Debian: apt-get install {packages}" if packages else ""
-        if self.toolchain.recipe:
-            hint += (f"; then build {self.toolchain.recipe}: python -m build_httpd.toolchain {self.name} PREFIX "
-                     "--loader, and put PREFIX/bin on PATH")
         if self.cross:
             hint = f"dpkg --add-architecture {self.debian_arch}; " + hint
         if self.toolchain.python_packages:
             hint += (" and " if hint else "") + "pip install " + " ".join(self.toolchain.python_packages)
+        if self.toolchain.command:
+            hint += (f"; then make the toolchain: python -m build_httpd.toolchain {self.name} PREFIX"
+                     + (" --loader" if self.toolchain.recipe else "") + ", and put PREFIX/bin on PATH")
         return hint
 
 
 TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target(ARCHES["x86_64"], LIBCS["glibc"], "2.31", TOOLCHAINS["gcc"], "bullseye"),
     Target(ARCHES["aarch64"], LIBCS["glibc"], "2.31", TOOLCHAINS["gcc"], "bullseye"),
-    Target(ARCHES["x86_64"], LIBCS["glibc"], "2.28", TOOLCHAINS["zig"], "bookworm"),
-    Target(ARCHES["aarch64"], LIBCS["glibc"], "2.28", TOOLCHAINS["zig"], "bookworm"),
+    # Debian 11's libcrypt.so.1 (grafted into the wheel) needs nothing newer than glibc 2.25
+    Target(ARCHES["x86_64"], LIBCS["glibc"], "2.28", TOOLCHAINS["gcc-glibc-sysroot"], "bullseye"),
+    Target(ARCHES["aarch64"], LIBCS["glibc"], "2.28", TOOLCHAINS["gcc-glibc-sysroot"], "bullseye"),
     Target(ARCHES["x86_64"], LIBCS["musl"], "1.2", TOOLCHAINS["musl-gcc"], "bullseye"),
     # gcc's outline atomics call glibc's private __getauxval, which musl lacks
     Target(ARCHES["aarch64"], LIBCS["musl"], "1.2", TOOLCHAINS["musl-gcc"], "bullseye", cflags="-mno-outline-atomics"),
@@ -383,7 +388,7 @@ def host_target() -> Target:
     found = default_target(machine, libc)
     if found is not None:
         return found
-    arch = ARCHES.get(machine) or Arch(machine, machine, 0)
+    arch = ARCHES.get(machine) or Arch(machine, machine, 0, machine)
     return Target(arch, LIBCS.get(libc) or Libc(libc, "gnu", "linux", ""), "", TOOLCHAINS["gcc"], "")
 
 
@@ -401,7 +406,7 @@ FIELDS = {
     "build-suite": lambda t: t.build_suite, "cross": lambda t: "yes" if t.cross else "",
     "debian-packages": lambda t: " ".join(t.debian_packages),
     "python-packages": lambda t: " ".join(t.toolchain.python_packages),
-    "toolchain-recipe": lambda t: t.toolchain.recipe, "cc": lambda t: t.cc(), "triplet": lambda t: t.triplet,
+    "toolchain": lambda t: "yes" if t.toolchain.command else "", "cc": lambda t: t.cc(), "triplet": lambda t: t.triplet,
 }
 
 
