@@ -225,7 +225,12 @@ class Target:
     @property
     def debian_packages(self) -> Tuple[str, ...]:
         """Debian's packages of its toolchain on this build machine."""
-        chosen = self.toolchain.cross_packages if self.cross else self.toolchain.native_packages
+        return self.packages_for(self.cross)
+
+    def packages_for(self, cross: bool) -> Tuple[str, ...]:
+        """Debian's packages of its toolchain on a machine of another architecture (cross) or of
+        its own (a test root of the target's architecture compiles mod_wsgi natively)."""
+        chosen = self.toolchain.cross_packages if cross else self.toolchain.native_packages
         # Debian's package names have no underscore: gcc-x86-64-linux-gnu
         return tuple(p.format(gnu=self.gnu.replace("_", "-"), debian=self.debian_arch) for p in chosen)
 

@@ -225,7 +225,7 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
     with local_index(index, tmp_path / "pypiserver") as url:
         env = dict(os.environ, FRESH_ROOT_IN=str(inbox), FRESH_ROOT_ARCH=TARGETS[machine].debian_arch,
                    FRESH_ROOT_ENV=f"HTTP_PORT={free_port()} HTTPS_PORT={free_port()} INDEX_URL={url} "
-                                  f"MUSL_PACKAGES={','.join(target.debian_packages)}")
+                                  f"MUSL_PACKAGES={','.join(target.packages_for(cross=False))}")
         result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", suite, "bash", "ci/portable/check"], env=env,
                                 capture_output=True, text=True, timeout=1800 if machine == HOST else 3600)
     output = result.stdout + result.stderr
