@@ -12,7 +12,8 @@ checked in arm64 roots under qemu-user), "manylinux_2_28_x86_64" (the glibc 2.28
 "musllinux_1_2_x86_64" (checked on a musl machine made by ci/musl-python), … Which roots:
 PORTABLE_SUITES (default "bookworm" for this machine's wheel, "bullseye trixie" for another
 glibc target's; a musl target's is the Debian base of its musl machine). PORTABLE_WHEEL=PATH tests
-that wheel instead of building one. Like the fresh-machine test, this archives the committed HEAD.
+that wheel instead of building one, PORTABLE_LIBC_SYSTEM=PATH that musl machine (ci/musl-python's
+musl-system.tar for the same target) instead of making one. Like the fresh-machine test, this archives the committed HEAD.
 """
 import json
 import os
@@ -57,6 +58,9 @@ def foreign_libc_system(tmp_path_factory):
     def get(target):
         if target.libc.name == host_target().libc.name:
             return None
+        given = os.environ.get("PORTABLE_LIBC_SYSTEM", "")
+        if given:  # one made earlier by ci/musl-python for this target
+            return given
         if target.name not in made:
             out = tmp_path_factory.mktemp(f"libc-system-{target.name}")
             result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", "bookworm", "bash", "ci/musl-python",
