@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -281,6 +282,13 @@ class Target:
         if not self.foreign:
             return {}
         names = {self.cc(): "cc"}
+        made = shutil.which(self.toolchain.command.format(machine=self.machine, floor=self.floor)) \
+            if self.toolchain.command else None
+        if made:
+            # a made toolchain's directories (libtool's library search path names them): the
+            # sysroot's are the target's own system directories, musl's prefix is the target's /usr
+            prefix = Path(made).resolve().parent.parent
+            names.update({f"{prefix}/sysroot": "", str(prefix): "/usr"})
         if self.cross:
             names.update({f"{self.gnu}-{tool}": {"gcc": "cc", "g++": "c++"}.get(tool, tool) for tool in _TOOLS})
             names[f"/usr/lib/gcc-cross/{self.gnu}/"] = f"/usr/lib/gcc/{self.gnu}/"

@@ -194,6 +194,29 @@ def test_the_portable_wheel_has_its_target_s_tag_and_is_self_contained(machine, 
     assert refs["openssl"]["cpe"] == f"cpe:2.3:a:openssl:openssl:{refs['openssl']['version']}:*:*:*:*:*:*:*"
 
 
+@pytest.mark.parametrize("machine", [m for m in MACHINES if TARGETS[m].libc.name == "glibc"])
+def test_no_binary_of_a_glibc_wheel_needs_a_symbol_newer_than_its_floor(machine, wheels, tmp_path):
+    """`readelf -V` of every ELF file in the wheel: the newest GLIBC_x.y any of them needs is its
+    floor or older (auditwheel's analysis says the same, in its own words, in the .auditwheel.txt)."""
+    portable_wheel = wheels(machine)
+    floor = tuple(int(p) for p in TARGETS[machine].floor.split("."))
+    newest = {}
+    with zipfile.ZipFile(portable_wheel) as wheel:
+        for name in wheel.namelist():
+            data = wheel.read(name)
+            if not data.startswith(b"\x7fELF"):
+                continue
+            path = tmp_path / "elf"
+            path.write_bytes(data)
+            needed = run(["readelf", "-V", "-W", path]).stdout
+            versions = [tuple(int(p) for p in v.split(".")) for v in re.findall(r"Name: GLIBC_([\d.]+)", needed)]
+            if versions:
+                newest[name] = max(versions)
+    assert newest, "no ELF file of the wheel needs a versioned glibc symbol"
+    too_new = {n: v for n, v in newest.items() if v > floor}
+    assert not too_new, too_new
+
+
 @pytest.mark.parametrize("machine,suite", [(m, s) for m in MACHINES for s in suites_for(m)])
 def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, suite, wheels, foreign_libc_system,
                                                                      tmp_path):

@@ -62,3 +62,18 @@ def test_a_prefix_that_holds_something_else_is_refused_before_anything_is_fetche
     with pytest.raises(SettingError) as e:
         toolchain.build_toolchain(profile.TARGETS["musllinux_1_2_x86_64"], tmp_path)
     assert "is not empty" in e.value.what and (tmp_path / "other").read_text() == "a user's file"
+
+
+def test_a_made_toolchain_s_directories_are_recorded_as_the_target_s_own(on_x86_64, tmp_path, monkeypatch):
+    """libtool records its library search path: /opt/toolchain/sysroot/usr/lib/… is the target's
+    /usr/lib/… there, and musl's prefix is the target's /usr."""
+    for name, command in (("manylinux_2_28_x86_64", "x86_64-linux-gnu2.28-gcc"),
+                          ("musllinux_1_2_x86_64", "x86_64-linux-musl-gcc")):
+        bin_dir = tmp_path / name / "bin"
+        bin_dir.mkdir(parents=True)
+        (bin_dir / command).write_text("#!/bin/sh\n")
+        (bin_dir / command).chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        names = profile.TARGETS[name].recorded_toolchain()
+        assert names[f"{tmp_path / name}/sysroot"] == "" and names[str(tmp_path / name)] == "/usr"
+        assert names[profile.TARGETS[name].cc()] == "cc"
