@@ -38,7 +38,11 @@ CHECK = r"""
 set -euo pipefail
 . ci/system-packages.sh
 ensure_system_packages python3 python3-venv gcc libc6-dev libcrypt-dev binutils
-python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --disable-pip-version-check ziglang requests
+python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --disable-pip-version-check ziglang build
+# the backend's own build requirements, as pyproject.toml names them (tomli on this Python 3.9)
+/opt/venv/bin/python -c 'import build; print("\n".join(build.ProjectBuilder(".").build_system_requires))' \
+    > /tmp/requires
+/opt/venv/bin/pip install -q --disable-pip-version-check -r /tmp/requires
 cc=$(/opt/venv/bin/python -m build_httpd.toolchain manylinux_2_28_x86_64 /opt/toolchain | tail -n 1)
 echo "compiler: $cc"
 cd /in
