@@ -50,7 +50,7 @@ def default_cache_dir() -> Path:
 
 def _describe_options(features, with_dirs) -> str:
     keys = ["profile=" + "|".join(PROFILES), "target=" + "|".join(TARGETS), "jobs=N", "sources=DIR", "cache-dir=DIR", "cache=on|off", "strip=on|off", "keep-build=on|off"]
-    keys += [f"{f}=auto|required|off" for f in features] + [f"{f}-dir=DIR" for f in with_dirs]
+    keys += [f"{f}=" + "|".join(allowed) for f, allowed in features.items()] + [f"{f}-dir=DIR" for f in with_dirs]
     return ", ".join(keys)
 
 

@@ -335,3 +335,99 @@ def test_the_portable_profile_says_which_libraries_it_does_not_build_in():
     with pytest.raises(MissingRequirementError) as e:
         decide_vendored(all_features(recipes), settings({"profile": "portable", "ldap": "required"}), recipes)
     assert "ldap=required" in str(e.value) and "profile=system" in str(e.value)
+
+
+# -- every message whole, every setting's effect (mutation testing found these unasserted) --------
+
+SMALL = {"ssl": ("auto", "required", "off"), "expat": ("required",), "session-crypto": ("auto", "off")}
+OPTIONS = ("profile=system|portable, target=" + "|".join(__import__("build_httpd.profile").profile.TARGETS)
+           + ", jobs=N, sources=DIR, cache-dir=DIR, cache=on|off, strip=on|off, keep-build=on|off, "
+           "ssl=auto|required|off, expat=required, session-crypto=auto|off, ssl-dir=DIR")
+
+
+def small(config=None, env=None):
+    return load_settings(config, SMALL, environ=env or {}, with_dirs=["ssl"])
+
+
+@pytest.mark.parametrize("config,env,message", [
+    ({"colour": "blue", "size": "9"}, {},
+     "unknown config setting -C colour, -C size. mod_wsgi-httpd does not know it. What to do: use one of: "
+     + OPTIONS + "."),
+    ({"session-crypto-dir": "/x"}, {},
+     "unknown config setting -C session-crypto-dir. mod_wsgi-httpd does not know it. What to do: use one of: "
+     + OPTIONS + "."),
+    ({"strip": "maybe"}, {},
+     "-C strip is 'maybe'. it is a yes/no setting. What to do: use one of 1, true, yes, on or 0, false, no, off."),
+    ({"jobs": "0"}, {}, "-C jobs is '0'. it is the number of parallel compile jobs. What to do: use a whole "
+     f"number of 1 or more (this machine has {__import__('os').cpu_count()} CPUs)."),
+    ({}, {"MOD_WSGI_HTTPD_SOURCES": "/no/such/dir"},
+     "MOD_WSGI_HTTPD_SOURCES is '/no/such/dir', which is not a directory. it names a directory holding source "
+     "tarballs. What to do: create it, correct the path, or unset it."),
+    ({"profile": "tiny"}, {},
+     "-C profile is 'tiny'. the build profiles are system (link the system's OpenSSL, nghttp2, brotli, zlib, "
+     "expat, Lua, libxml2, libcurl, Jansson and OpenLDAP); portable (build OpenSSL, nghttp2, brotli, zlib, "
+     "expat, Lua and libxml2 in, static, symbols hidden). What to do: use profile=system or profile=portable."),
+    ({"session-crypto": "required"}, {},
+     "-C session-crypto is 'required'. the session-crypto feature accepts auto, off. What to do: use "
+     "session-crypto=auto|off."),
+    ({"profile": "portable", "ssl-dir": "/opt/ssl"}, {},
+     "-C ssl-dir is set, and so is profile=portable. the portable profile builds its own ssl library and never "
+     "links one from a directory. What to do: drop -C ssl-dir, or build with profile=system."),
+])
+def test_each_refusal_is_one_whole_message(config, env, message):
+    with pytest.raises(SettingError) as e:
+        small(config, env)
+    assert str(e.value) == message
+
+
+def test_the_flags_read_their_own_settings_from_c_and_environment():
+    s = small()
+    assert (s.strip, s.keep_build, s.use_build_cache) == (True, False, True)
+    s = small({"strip": "off", "keep-build": "yes", "cache": "no"})
+    assert (s.strip, s.keep_build, s.use_build_cache) == (False, True, False)
+    s = small(env={"MOD_WSGI_HTTPD_STRIP": "0", "MOD_WSGI_HTTPD_KEEP_BUILD": "TRUE"})
+    assert (s.strip, s.keep_build) == (False, True)
+    for word in ("1", "true", "yes", "on", " On "):
+        assert small({"keep-build": word}).keep_build is True
+    for word in ("0", "false", "no", "off", "OFF"):
+        assert small({"strip": word}).strip is False
+    # -C cache has no environment variable of its own: MOD_WSGI_HTTPD_CACHE names the cache directory
+    assert small(env={"MOD_WSGI_HTTPD_CACHE": "/c"}).use_build_cache and small(
+        env={"MOD_WSGI_HTTPD_CACHE": "/c"}).cache_dir == Path("/c")
+
+
+def test_config_keys_are_normalised_and_the_last_of_repeated_ones_wins(tmp_path):
+    s = small({"keep_build": "on", "SSL": "off", "jobs": ["7", "2"], "--build-option": ["x"],
+               "editable_mode": "strict", "ssl_dir": str(tmp_path), "cache_dir": str(tmp_path)})
+    assert s.keep_build and s.features["ssl"] == "off" and s.jobs == 2
+    assert s.feature_dirs == {"ssl": tmp_path.resolve()} and s.cache_dir == tmp_path
+
+
+def test_an_empty_environment_variable_is_unset_and_values_are_trimmed(tmp_path):
+    s = small(env={"MOD_WSGI_HTTPD_JOBS": "", "MOD_WSGI_HTTPD_SSL": " Required ", "MOD_WSGI_HTTPD_SOURCES": "",
+                   "MOD_WSGI_HTTPD_PROFILE": " Portable "})
+    assert s.features["ssl"] == "required" and s.sources_dir is None and s.profile.name == "portable"
+    assert small({"sources": str(tmp_path)}).sources_dir == tmp_path
+
+
+def test_jobs_default_to_the_cpu_count_and_accept_one(monkeypatch):
+    assert small({"jobs": "1"}).jobs == 1 and small({"jobs": " 12 "}).jobs == 12
+    monkeypatch.setattr("os.cpu_count", lambda: 5)
+    assert small().jobs == 5
+    monkeypatch.setattr("os.cpu_count", lambda: None)  # a machine that cannot say
+    assert small().jobs == 1
+
+
+def test_the_default_cache_is_the_user_s_cache_directory_for_this_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert small().cache_dir == tmp_path / "mod_wsgi-httpd"
+
+
+def test_describe_names_what_changes_the_build_and_the_target_only_when_foreign(tmp_path):
+    from build_httpd.profile import TARGETS, host_target
+    native = small({"ssl": "off", "ssl-dir": str(tmp_path), "strip": "off"})
+    assert native.describe() == {"features": {"ssl": "off", "expat": "required", "session-crypto": "auto"},
+                                 "feature_dirs": {"ssl": str(tmp_path.resolve())}, "strip": False,
+                                 "profile": "system"}
+    foreign = next(name for name, t in TARGETS.items() if t.machine != host_target().machine)
+    assert small({"target": foreign}).describe()["target"] == foreign
