@@ -397,7 +397,7 @@ def test_the_flags_read_their_own_settings_from_c_and_environment():
 
 
 def test_config_keys_are_normalised_and_the_last_of_repeated_ones_wins(tmp_path):
-    s = small({"keep_build": "on", "SSL": "off", "jobs": ["7", "2"], "--build-option": ["x"],
+    s = small({"keep_build": "on", "SSL": "off", "jobs": ["7", "5", "2"], "--build-option": ["x"],
                "editable_mode": "strict", "ssl_dir": str(tmp_path), "cache_dir": str(tmp_path)})
     assert s.keep_build and s.features["ssl"] == "off" and s.jobs == 2
     assert s.feature_dirs == {"ssl": tmp_path.resolve()} and s.cache_dir == tmp_path
