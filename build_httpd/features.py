@@ -28,6 +28,7 @@ class Decision:
     fingerprint: str = ""  # sha256 over the headers the compiler saw (a library upgrade changes it)
     version: str = ""  # the library version its headers declare (the SBOM names it)
     on_purpose: bool = False  # left out by the build's profile, not for want of a library
+    header_file: str = ""  # where the compiler found the feature's (first) header: whose package it is
 
     def configure_args(self, directory: str = "", component: str = "") -> Tuple[str, ...]:
         """The arguments of the feature's own component's configure, or of `component`'s."""
@@ -75,9 +76,9 @@ def header_version(feature: Feature, header: str, cc: str, env: Mapping[str, str
     return ""
 
 
-def header_fingerprint(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> str:
-    """sha256 over every header file `#include <header>` pulls in (the library's version header
-    among them), so that a new version of the library is a new build cache key."""
+def header_files(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> List[str]:
+    """Every header file `#include <header>` pulls in, as the compiler finds them; [] when it
+    does not."""
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.c"
         probe.write_text(f"#include <{header}>\n")
@@ -86,17 +87,30 @@ def header_fingerprint(header: str, cc: str, env: Mapping[str, str], include_dir
         try:
             out = subprocess.run(argv, capture_output=True, text=True, env=dict(env))
         except OSError:
-            return ""
+            return []
         if out.returncode != 0:
-            return ""
+            return []
         deps = out.stdout.replace("\\\n", " ").split(":", 1)[-1].split()
-        digest = hashlib.sha256()
-        for dep in sorted(set(d for d in deps if d != str(probe))):
-            try:
-                digest.update(dep.encode() + b"\0" + Path(dep).read_bytes() + b"\0")
-            except OSError:
-                digest.update(dep.encode() + b"\0?\0")
-        return digest.hexdigest()
+        return list(dict.fromkeys(d for d in deps if d != str(probe)))
+
+
+def header_path(header: str, files: List[str]) -> str:
+    """Which of the files is `header` itself (gcc pulls in stdc-predef.h before it)."""
+    return next((f for f in files if f.endswith("/" + header)), "")
+
+
+def header_fingerprint(files: List[str]) -> str:
+    """sha256 over the header files (the library's version header among them), so that a new
+    version of the library is a new build cache key."""
+    if not files:
+        return ""
+    digest = hashlib.sha256()
+    for dep in sorted(files):
+        try:
+            digest.update(dep.encode() + b"\0" + Path(dep).read_bytes() + b"\0")
+        except OSError:
+            digest.update(dep.encode() + b"\0?\0")
+    return digest.hexdigest()
 
 
 def probe_env(feature: Feature, env: Mapping[str, str]) -> Mapping[str, str]:
@@ -168,9 +182,11 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
             continue
         if found:
             seen_with = probe_env(feature, env) if include_dir is None else env
+            files = [header_files(h, cc, seen_with, include_dir) for h in found]
             decisions[name] = Decision(feature, mode, True, f"{', '.join(found)} found {where}",
-                                       "".join(header_fingerprint(h, cc, seen_with, include_dir) for h in found),
-                                       header_version(feature, found[0], cc, seen_with, include_dir))
+                                       "".join(header_fingerprint(f) for f in files),
+                                       header_version(feature, found[0], cc, seen_with, include_dir),
+                                       header_file=header_path(found[0], files[0]))
             continue
         reason = f"{feature.library} headers ({feature.header}) not found {where}"
         if mode == "required":

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Mapping
 
+from . import system_packages
 from .profile import PROFILES
 from .recipes import Recipe, load_recipes, package_version
 
@@ -79,7 +80,28 @@ def _component(recipe, version: str, **extra) -> Dict[str, object]:
     return component
 
 
-def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None) -> Dict[str, object]:
+def _system_library(provider, decision, package) -> Dict[str, object]:
+    """A system library the build linked: named by the system package its headers came from
+    (`package`: the distribution's version in a deb/rpm/apk package URL) with the upstream CPE,
+    else by the version its headers declare."""
+    upstream = decision.version or (package.upstream_version if package else "")
+    known = upstream or "unknown"
+    component = _component(provider, known, scope="excluded", properties=[
+        {"name": "mod_wsgi-httpd:linkage", "value": "system shared library, not in the package"},
+        {"name": "mod_wsgi-httpd:built-against", "value": f"{decision.feature.header} of {known}"}])
+    if package:
+        component["version"] = package.version
+        component["purl"] = package.purl
+        component["properties"].append({"name": "mod_wsgi-httpd:system-package",
+                                         "value": f"{package.type} source package {package.name} {package.version}"})
+    if not upstream:  # a CPE or purl without a version would match every release
+        component.pop("cpe")
+        component["purl"] = component["purl"].split("@")[0]
+    return component
+
+
+def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None, owners=None) -> Dict[str, object]:
+    """`owners` answers which system package a header file belongs to (system_packages.owner)."""
     version = package_version(recipes)
     components = []
     for r in recipes.values():
@@ -96,8 +118,8 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None)
             + [{"type": "website", "url": r.homepage}],
             properties=properties))
     # The system profile links the system's shared libraries: they are not in the package, but
-    # they are in the process, so they are listed with the version whose headers it was built with
-    # (scope "excluded": not shipped).
+    # they are in the process, so they are listed (scope "excluded": not shipped) as the system
+    # package their headers came from, or with the version those headers declare.
     needed = []
     if not PROFILES[profile].vendors:
         directory = next(iter(recipes.values())).path.parent
@@ -107,13 +129,7 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None)
             provider = providers.get(name) or decision.feature.library_sbom
             if not decision.built or provider is None:
                 continue
-            known = decision.version or "unknown"
-            component = _component(provider, known, scope="excluded", properties=[
-                {"name": "mod_wsgi-httpd:linkage", "value": "system shared library, not in the package"},
-                {"name": "mod_wsgi-httpd:built-against", "value": f"{decision.feature.header} of {known}"}])
-            if not decision.version:  # a CPE or purl without a version would match every release
-                component.pop("cpe")
-                component["purl"] = component["purl"].split("@")[0]
+            component = _system_library(provider, decision, (owners or system_packages.owner)(decision.header_file))
             components.append(component)
             needed.append(component["bom-ref"])
     return {
