@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
-from . import cache, features, relocate, report
+from . import cache, conftree, features, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
 from .features import Decision
@@ -381,14 +381,16 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
         with phase("relocate"):
             relocate.relocate(stage, work, PREFIX, strip=settings.strip, own_flags=own_flags, user_libdirs=libdirs,
                               target=settings.target)
+            conftree.make_movable(stage, PREFIX)
+            conftree.order_load_modules(stage, recipes["httpd"].load_first)
             shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]
                      for n, v in args.items()}
             report.write(stage, recipes, decisions, settings, plan.compiler, shown, plan.key, libdirs)
             relocate.check(stage, work, libdirs)
+            conftree.check(stage, PREFIX)
             relocate.check_target(stage, settings.target.arch.elf_machine, settings.target.libc.loader,
                                   settings.target.name)
-            relocate.check_modules_load(stage, [m for d in decisions.values() if d.built for m in d.feature.modules],
-                                        recipes["httpd"].load_first)
+            conftree.check_all_load(stage)
             if settings.profile.vendors:  # the profile's promise: the vendored libraries' symbols stay private
                 relocate.check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)],
                                       settings.target.tool("nm"))

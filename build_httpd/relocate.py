@@ -9,7 +9,6 @@ import re
 import shutil
 import stat
 import struct
-import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -341,21 +340,3 @@ def check_target(stage: Path, elf_machine: int, loader: str, name: str) -> None:
                          "\n  " + "\n  ".join(problems[:20]),
                          "unset CC, CFLAGS and LDFLAGS that name another compiler or machine, or install the "
                          "target's toolchain, then build again")
-
-
-def check_modules_load(stage: Path, modules: Sequence[str], load_first: Sequence[str] = ()) -> None:
-    """httpd itself loads every module a feature built, after the modules whose symbols others use
-    (the httpd recipe's load_first: mod_proxy for mod_proxy_http2, mod_session for
-    mod_session_crypto): a symbol a module needs and nothing provides shows up here, not on a
-    user's first start."""
-    names = [m for m in load_first if (stage / "modules" / f"mod_{m}.so").is_file()] + list(modules)
-    argv = [str(stage / "bin" / "httpd"), "-t", "-d", str(stage)]
-    for name in dict.fromkeys(names):
-        argv += ["-C", f"LoadModule {name}_module modules/mod_{name}.so"]
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise BuildError("the built httpd does not run", str(e), "report this as a bug in mod_wsgi-httpd")
-    if result.returncode != 0 or "Syntax OK" not in result.stderr + result.stdout:
-        raise BuildError("the built httpd cannot load its own modules",
-                         (result.stderr or result.stdout).strip()[-1500:], "report this as a bug in mod_wsgi-httpd")

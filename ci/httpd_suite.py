@@ -1,9 +1,10 @@
 """httpd's own test suite (the Apache HTTP Server project's perl-framework, as Debian's apache2
 source package carries it) against an installed mod_wsgi-httpd prefix, run the way Debian's
 autopkgtest `debian/tests/run-test-suite` runs it against Debian's apache2: as an unprivileged user,
-with the prefix's own apxs (the framework's c-modules compile through it), one MPM at a time, every
-shared module of the prefix loaded, plus httpd's test modules (bucketeer, case_filter,
-case_filter_in) compiled from httpd's sources for the run and never installed.
+with the prefix's own apxs (the framework's c-modules compile through it) and nothing else: the
+framework inherits the installed conf/httpd.conf, in which every module is enabled for the run
+(one MPM at a time), plus httpd's test modules (bucketeer, case_filter, case_filter_in) compiled
+from httpd's sources and loaded from a file of conf/local/; the configuration is as it was after.
 
     python ci/httpd_suite.py [--mpm event|worker|prefork|all] [--logs DIR] PREFIX|VENV
 
@@ -34,6 +35,7 @@ from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "ci")]
+from build_httpd.conftree import LOAD_LINE  # noqa: E402
 from build_httpd.recipes import Source, all_features, load_recipes  # noqa: E402
 
 MPMS = ("event", "worker", "prefork")
@@ -49,8 +51,6 @@ DEBIAN_SKIPS = {
     "t/filter/byterange.t": "2.5-only",
     "t/apache/leaks.t": "needs mod_memory_track, a debugging module outside httpd's tree",
     "t/modules/ldap.t": "needs LDAP servers set up for the framework (run here when Debian's slapd is installed)",
-    "t/modules/proxy_websockets.t": "needs Perl's websocket client (not packaged for the suite)",
-    "t/modules/proxy_websockets_ssl.t": "needs Perl's websocket client (not packaged for the suite)",
     "t/modules/sed.t": "needs Perl's LWP::Protocol::AnyEvent::http (not in the suite's packages)",
     "t/php/all.t": "PHP",
     "t/security/CVE-2004-0958.t": "PHP",
@@ -177,22 +177,47 @@ def left_out_on_purpose(prefix: Path) -> Dict[str, str]:
             if f.get("left_out_on_purpose") and name in features for m in features[name].modules}
 
 
-def module_order(names: List[str]) -> List[str]:
-    """The httpd recipe's load_first (modules whose symbols others use), then the rest by name."""
-    first = [n for n in load_recipes()["httpd"].load_first if n in names]
-    return first + sorted(n for n in names if n not in first)
+def enabled(conf: str, mpm: str) -> str:
+    """The installed httpd.conf with every module enabled, as Debian's autopkgtest enables every
+    module of apache2 before the run: each LoadModule line active, in the file's own order (the
+    build's, which loads what others need first), one MPM active and the others commented."""
+    out = []
+    for line in conf.split("\n"):
+        m = LOAD_LINE.match(line)
+        if m:
+            name = m.group(3)
+            active = name == f"mpm_{mpm}" or not name.startswith("mpm_")
+            indent = line[:len(line) - len(line.lstrip())]
+            line = f"{indent}{'' if active else '#'}LoadModule {m.group(2)}_module modules/mod_{name}.so"
+        out.append(line)
+    return "\n".join(out)
 
 
-def httpd_conf(prefix: Path, mpm: str, test_modules: Path) -> str:
-    """What Debian's run-test-suite gives the framework with -httpd_conf: one MPM, every module."""
-    modules = prefix / "modules"
-    names = sorted(p.name[4:-3] for p in modules.glob("mod_*.so") if not p.name.startswith("mod_mpm_"))
-    lines = [f"LoadModule mpm_{mpm}_module {modules}/mod_mpm_{mpm}.so"]
-    lines += [f"LoadModule {n}_module {modules}/mod_{n}.so" for n in module_order(names)]
-    lines += [f"LoadModule {n}_module {test_modules}/mod_{n}.so" for n in TEST_MODULES]
-    # TypesConfig for t/modules/filter.t, as Debian's mime.conf gives it
-    lines += [f"TypesConfig {prefix}/conf/mime.types", "ServerName localhost", ""]
-    return "\n".join(lines)
+def test_modules_conf(test_modules: Path) -> str:
+    """httpd's test modules, in a file of conf/local/ (which httpd.conf includes, so the framework
+    inherits them too)."""
+    return "".join(f"LoadModule {n}_module {test_modules}/mod_{n}.so\n" for n in TEST_MODULES)
+
+
+@contextlib.contextmanager
+def configured(prefix: Path, mpm: str, test_modules: Path):
+    """The installed configuration, every module enabled with one MPM and httpd's test modules
+    added, for the run; as it was afterwards."""
+    conf = prefix / "conf" / "httpd.conf"
+    local = prefix / "conf" / "local"
+    added = local / "httpd-suite-test-modules.conf"
+    original = conf.read_text()
+    made_local = not local.exists()
+    try:
+        conf.write_text(enabled(original, mpm))
+        local.mkdir(exist_ok=True)
+        added.write_text(test_modules_conf(test_modules))
+        yield
+    finally:
+        conf.write_text(original)
+        added.unlink(missing_ok=True)
+        if made_local:
+            local.rmdir()
 
 
 class Runner:
@@ -253,15 +278,12 @@ class Runner:
         return framework
 
     def run(self, framework: Path, mpm: str, test_args=()) -> Result:
-        conf = framework / f"httpd.conf.{mpm}"
-        conf.write_text(httpd_conf(self.prefix, mpm, self.work / "test-modules"))
-        if os.geteuid() == 0:
-            shutil.chown(conf, self.user)
         log_path = self.logs / f"testlog.{mpm}"
         start = time.monotonic()
-        with open(log_path, "w") as log:
+        with open(log_path, "w") as log, configured(self.prefix, mpm, self.work / "test-modules"):
             self.as_user("make clean >/dev/null 2>&1 || true", log, framework)
-            rc = self.as_user(f"perl Makefile.PL -apxs {self.prefix}/bin/apxs -httpd_conf {conf}", log, framework)
+            # no -httpd_conf: the framework inherits the installed configuration, as from any Apache
+            rc = self.as_user(f"perl Makefile.PL -apxs {self.prefix}/bin/apxs", log, framework)
             if rc == 0 and self.as_user(" ".join(["t/TEST", *test_args]), log, framework) == TIMED_OUT:
                 rc = TIMED_OUT
             # the server's own log, for a failure's reasons

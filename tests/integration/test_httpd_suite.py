@@ -1,6 +1,7 @@
 """httpd's own test suite (the perl-framework from Debian's apache2 source package) against this
 checkout's build, run by ci/httpd_suite.py as Debian's autopkgtest runs it: an unprivileged user,
-our apxs compiling the framework's c-modules, every module of the prefix loaded, one MPM at a time.
+pointed at our apxs alone (it compiles the framework's c-modules), the framework inheriting the
+installed httpd.conf with every module enabled, one MPM at a time.
 
 CI runs the event MPM on the system-profile build (the session's wheel, every feature required) and
 on the portable wheel (test_portable_wheel.py). HTTPD_SUITE_MPMS="event worker prefork" runs all three:
@@ -24,7 +25,7 @@ MPMS = os.environ.get("HTTPD_SUITE_MPMS", "event").split()
 
 def assert_suite_passes(prefix, mpm, logs, with_ldap=True):
     """0 failed test files, no crash, and no file skipped except those Debian's apache2 skips too
-    (no PHP, no Perl websocket client, 2.5-only tests, …); ldap.t, which Debian skips, runs here
+    (no PHP, 2.5-only tests, …); ldap.t, which Debian skips, runs here
     against real slapd servers (ci/test installs Debian's slapd) when the build has mod_ldap."""
     assert httpd_suite.SLAPD.is_file(), "slapd is missing: ci/test installs Debian's slapd package (TEST_PACKAGES)"
     [result] = httpd_suite.run_suite(prefix, [mpm], logs)

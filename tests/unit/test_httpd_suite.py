@@ -48,18 +48,60 @@ def test_failed_files_and_a_module_we_lack_are_named():
     assert "FAILED t/modules/rewrite.t" in text and "FAILED t/ssl/proxy.t" in text and "<- a module we lack" in text
 
 
-def test_the_configuration_loads_one_mpm_and_what_others_need_first(tmp_path):
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    for name in ("mpm_event", "mpm_worker", "lbmethod_byrequests", "proxy_balancer", "proxy", "watchdog",
-                 "heartbeat", "alias"):
-        (modules / f"mod_{name}.so").write_bytes(b"")
-    conf = httpd_suite.httpd_conf(tmp_path, "event", tmp_path / "test-modules").splitlines()
-    loaded = [line.split()[1][:-len("_module")] for line in conf if line.startswith("LoadModule")]
-    assert loaded[0] == "mpm_event" and "mpm_worker" not in loaded
-    assert loaded.index("proxy") < loaded.index("proxy_balancer") < loaded.index("lbmethod_byrequests")
-    assert loaded.index("watchdog") < loaded.index("heartbeat")
-    assert loaded[-3:] == ["bucketeer", "case_filter", "case_filter_in"]
+INSTALLED = """Listen 8080
+LoadModule mpm_event_module modules/mod_mpm_event.so
+#LoadModule mpm_worker_module modules/mod_mpm_worker.so
+#LoadModule watchdog_module modules/mod_watchdog.so
+LoadModule alias_module modules/mod_alias.so
+<IfModule !mpm_prefork_module>
+	#LoadModule cgid_module modules/mod_cgid.so
+</IfModule>
+#LoadModule heartbeat_module modules/mod_heartbeat.so
+IncludeOptional conf/local/*.conf
+"""
+
+
+def test_every_module_of_the_installed_configuration_is_enabled_with_one_mpm_in_its_order():
+    conf = httpd_suite.enabled(INSTALLED, "worker")
+    assert conf.splitlines() == [
+        "Listen 8080",
+        "#LoadModule mpm_event_module modules/mod_mpm_event.so",
+        "LoadModule mpm_worker_module modules/mod_mpm_worker.so",
+        "LoadModule watchdog_module modules/mod_watchdog.so",
+        "LoadModule alias_module modules/mod_alias.so",
+        "<IfModule !mpm_prefork_module>",
+        "\tLoadModule cgid_module modules/mod_cgid.so",
+        "</IfModule>",
+        "LoadModule heartbeat_module modules/mod_heartbeat.so",
+        "IncludeOptional conf/local/*.conf",
+    ]
+    assert httpd_suite.enabled(INSTALLED, "event").splitlines()[1:3] == [
+        "LoadModule mpm_event_module modules/mod_mpm_event.so",
+        "#LoadModule mpm_worker_module modules/mod_mpm_worker.so"]
+
+
+def test_the_installed_configuration_is_as_it_was_after_the_run_even_a_failed_one(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "httpd.conf").write_text(INSTALLED)
+    modules = tmp_path / "test-modules"
+    try:
+        with httpd_suite.configured(tmp_path, "prefork", modules):
+            during = (tmp_path / "conf" / "httpd.conf").read_text()
+            assert "\n#LoadModule mpm_event_module" in during and "\n#LoadModule mpm_worker_module" in during
+            assert "\nLoadModule heartbeat_module" in during
+            added = (tmp_path / "conf" / "local" / "httpd-suite-test-modules.conf").read_text().splitlines()
+            assert added == [f"LoadModule {n}_module {modules}/mod_{n}.so"
+                             for n in ("bucketeer", "case_filter", "case_filter_in")]
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert (tmp_path / "conf" / "httpd.conf").read_text() == INSTALLED
+    assert not (tmp_path / "conf" / "local").exists()
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "conf" / "local" / "mine.conf").write_text("# the user's\n")
+    with httpd_suite.configured(tmp_path, "event", modules):
+        pass
+    assert [p.name for p in (tmp_path / "conf" / "local").iterdir()] == ["mine.conf"]
 
 
 def test_a_module_the_build_leaves_out_on_purpose_is_said_not_hidden():
