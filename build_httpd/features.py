@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 from .errors import MissingRequirementError
 from .recipes import Feature
@@ -153,8 +153,12 @@ def _needs_unbuilt(feature: Feature, mode: str, decisions: Mapping[str, Decision
     return Decision(feature, mode, False, f"it needs {other.feature.name} ({other.feature.library}), which is not built")
 
 
-def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
-           env: Mapping[str, str]) -> Dict[str, Decision]:
+def _decide_each(features: Mapping[str, Feature], settings: Settings,
+                 decide_one: Callable[[Feature, str, List[str]], Decision],
+                 error: Tuple[str, str]) -> Dict[str, Decision]:
+    """One decision per feature, in order: off when asked, not built when a feature it needs is
+    not, else `decide_one`'s, which appends to `missing` what makes the build impossible; all of
+    those together are one error (`error`: what happened, what to do)."""
     decisions: Dict[str, Decision] = {}
     missing: List[str] = []
     for name, feature in features.items():
@@ -162,15 +166,25 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
         if mode == "off":
             decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
             continue
-        unbuilt = _needs_unbuilt(feature, mode, decisions, missing)
-        if unbuilt:
-            decisions[name] = unbuilt
-            continue
-        setting = feature.library_feature
+        decisions[name] = (_needs_unbuilt(feature, mode, decisions, missing)
+                           or decide_one(feature, mode, missing))
+    if missing:
+        what, do = error
+        raise MissingRequirementError(what, "\n\n" + "\n\n".join(missing) + "\n", do)
+    return decisions
+
+
+def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
+           env: Mapping[str, str]) -> Dict[str, Decision]:
+    """The system profile: a feature is built when the C compiler sees its library's headers
+    (on its own search path, or in the feature's `-dir`)."""
+    def from_headers(feature: Feature, mode: str, missing: List[str]) -> Decision:
+        name, setting = feature.name, feature.library_feature
         directory = settings.feature_dirs.get(setting)
         include_dir = directory / "include" if directory else None
         where = f"in {include_dir}" if include_dir else "by the C compiler"
-        found = find_headers(feature, cc, probe_env(feature, env) if include_dir is None else env, include_dir)
+        seen_with = probe_env(feature, env) if include_dir is None else env
+        found = find_headers(feature, cc, seen_with, include_dir)
         if found and directory and feature.dir_needs_one_of and not any(
                 (directory / f).is_file() for f in feature.dir_needs_one_of):
             missing.append(
@@ -178,17 +192,13 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
                 f"quietly link the system's {feature.library} instead of the one in {directory}. Point "
                 f"{setting}-dir at an installation prefix that has it (`make install` of {feature.library} "
                 f"writes one), or leave {setting}-dir unset to use the system's.")
-            decisions[name] = Decision(feature, mode, False, f"{directory} is not a usable {feature.library} prefix")
-            continue
+            return Decision(feature, mode, False, f"{directory} is not a usable {feature.library} prefix")
         if found:
-            seen_with = probe_env(feature, env) if include_dir is None else env
             files = [header_files(h, cc, seen_with, include_dir) for h in found]
-            decisions[name] = Decision(feature, mode, True, f"{', '.join(found)} found {where}",
-                                       "".join(header_fingerprint(f) for f in files),
-                                       header_version(feature, found[0], cc, seen_with, include_dir),
-                                       header_file=header_path(found[0], files[0]))
-            continue
-        reason = f"{feature.library} headers ({feature.header}) not found {where}"
+            return Decision(feature, mode, True, f"{', '.join(found)} found {where}",
+                            "".join(header_fingerprint(f) for f in files),
+                            header_version(feature, found[0], cc, seen_with, include_dir),
+                            header_file=header_path(found[0], files[0]))
         if mode == "required":
             alternatives = ("" if feature.modes == ("required",) else
                             f", or build without it with {name}=off (or {name}=auto)")
@@ -196,13 +206,11 @@ def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
                 f"{feature.library} is required for {feature.gives}, but its header {feature.header} was not "
                 f"found {where}. Install the development package ({how_to_install(feature.packages)}), or point "
                 f"MOD_WSGI_HTTPD_{setting.upper().replace('-', '_')}_DIR (-C {setting}-dir=DIR) at its installation prefix{alternatives}.")
-        decisions[name] = Decision(feature, mode, False, reason)
-    if missing:
-        raise MissingRequirementError(
-            "a required system library is missing, so nothing was compiled",
-            "\n\n" + "\n\n".join(missing) + "\n",
-            "install the package(s) named above, then run the install again")
-    return decisions
+        return Decision(feature, mode, False, f"{feature.library} headers ({feature.header}) not found {where}")
+
+    return _decide_each(features, settings, from_headers,
+                        ("a required system library is missing, so nothing was compiled",
+                         "install the package(s) named above, then run the install again"))
 
 
 def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes) -> Dict[str, Decision]:
@@ -210,30 +218,18 @@ def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes
     (unless it is off); nothing is looked up on this machine. A feature no recipe provides is left
     out, saying why (its `not_vendored`); asked for as required, that is an error."""
     providers = {r.provides: r for r in recipes.values() if r.vendored}
-    decisions: Dict[str, Decision] = {}
-    missing: List[str] = []
-    for name, feature in features.items():
-        mode = settings.features[name]
-        if mode == "off":
-            decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
-            continue
-        unbuilt = _needs_unbuilt(feature, mode, decisions, missing)
-        if unbuilt:
-            decisions[name] = unbuilt
-            continue
+
+    def from_recipe(feature: Feature, mode: str, missing: List[str]) -> Decision:
         vendored = None if feature.not_vendored else providers.get(feature.library_feature)
         if vendored is None:
             reason = f"not built in the portable profile: {feature.not_vendored}"
             if mode == "required":
-                missing.append(f"{name}=required: {feature.library} is {reason}. Build the system profile "
-                               f"(profile=system) for {feature.gives}, or set {name}=off (or auto).")
-            decisions[name] = Decision(feature, mode, False, reason, on_purpose=True)
-            continue
-        decisions[name] = Decision(feature, mode, True,
-                                   f"{feature.library} {vendored.version} built in (portable profile)",
-                                   vendored.source.sha256, vendored.version)
-    if missing:
-        raise MissingRequirementError("a required feature cannot be built in the portable profile",
-                                      "\n\n" + "\n\n".join(missing) + "\n",
-                                      "change the settings named above, then run the install again")
-    return decisions
+                missing.append(f"{feature.name}=required: {feature.library} is {reason}. Build the system profile "
+                               f"(profile=system) for {feature.gives}, or set {feature.name}=off (or auto).")
+            return Decision(feature, mode, False, reason, on_purpose=True)
+        return Decision(feature, mode, True, f"{feature.library} {vendored.version} built in (portable profile)",
+                        vendored.source.sha256, vendored.version)
+
+    return _decide_each(features, settings, from_recipe,
+                        ("a required feature cannot be built in the portable profile",
+                         "change the settings named above, then run the install again"))
