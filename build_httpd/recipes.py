@@ -6,7 +6,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -263,38 +263,62 @@ def _source(table: dict, path: Path, where: str, in_sdists: bool) -> Source:
     return source
 
 
-def load_recipe(path: Path) -> Recipe:
+def _read(path: Path) -> dict:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f"cannot read recipe {path}", str(e), "restore the file from the repository")
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"recipe {path} is not valid TOML", str(e), "fix the syntax at the position given")
 
-    build = _take(data, "build", dict, path, "the recipe")
+
+def _profile(data: dict, path: Path) -> str:
     profile = _take(data, "profile", str, path, "the recipe", default="")
     vendoring = [p.name for p in PROFILES.values() if p.vendors]
     if profile and profile not in vendoring:
         raise RecipeError(f"recipe {path}: profile is {profile!r}", "only vendored libraries name a profile, "
                           "one that builds its libraries in (build_httpd/profile.py)",
                           " or ".join(f'profile = "{p}"' for p in vendoring) + " or leave it out")
-    source = _source(_take(data, "source", dict, path, "the recipe"), path, "[source]", in_sdists=not profile)
-    suite_table = _take(data, "test_suite", dict, path, "the recipe", default=None)
-    test_suite = _source(suite_table, path, "[test_suite]", in_sdists=False) if suite_table else None
+    return profile
+
+
+def _name(data: dict, path: Path) -> str:
     name = _take(data, "name", str, path, "the recipe")
     if name != path.stem:
         raise RecipeError(f"recipe {path} names itself {name!r}", "a recipe file is named after its component",
                           f"rename the file to {name}.toml or correct `name`")
+    return name
+
+
+def _patches(build: dict, path: Path) -> Sequence[str]:
     patches = _take(build, "patches", list, path, "[build]", default=())
     for patch in patches:
         if not (PATCHES_DIR / patch).is_file():
             raise RecipeError(f"recipe {path} lists patch {patch!r}, which is not in {PATCHES_DIR}",
                               "a listed patch must exist", "add the patch file or remove it from the list")
-    updates = _take(data, "updates", dict, path, "the recipe", default={})
+    return patches
+
+
+def _cpe(data: dict, path: Path) -> str:
     cpe = _take(data, "cpe", str, path, "the recipe")
     if not re.match(r"^[a-z0-9_.-]+:[a-z0-9_.-]+$", cpe):
         raise RecipeError(f"recipe {path}: cpe is {cpe!r}", "it is the CPE 2.3 vendor:product pair, e.g. openssl:openssl",
                           "write it as NVD names the component")
+    return cpe
+
+
+def load_recipe(path: Path) -> Recipe:
+    """One recipe file, every field checked: a wrong one is a RecipeError naming the file."""
+    data = _read(path)
+    build = _take(data, "build", dict, path, "the recipe")
+    profile = _profile(data, path)
+    source = _source(_take(data, "source", dict, path, "the recipe"), path, "[source]", in_sdists=not profile)
+    suite_table = _take(data, "test_suite", dict, path, "the recipe", default=None)
+    test_suite = _source(suite_table, path, "[test_suite]", in_sdists=False) if suite_table else None
+    name = _name(data, path)
+    patches = _patches(build, path)
+    updates = _take(data, "updates", dict, path, "the recipe", default={})
+    cpe = _cpe(data, path)
     features = tuple(_feature(n, t, name, path) for n, t in _take(data, "features", dict, path,
                                                                   "the recipe", default={}).items())
     return Recipe(

@@ -18,11 +18,15 @@ LoadModule alias_module modules/mod_alias.so
 <IfModule !mpm_prefork_module>
 \t#LoadModule cgid_module modules/mod_cgid.so
 </IfModule>
+<IfModule mpm_prefork_module>
+\t#LoadModule cgi_module modules/mod_cgi.so
+</IfModule>
 #LoadModule proxy_module modules/mod_proxy.so
 #LoadModule watchdog_module modules/mod_watchdog.so
 LoadModule dir_module modules/mod_dir.so
-
+<IfModule unixd_module>
 User daemon
+</IfModule>
 DocumentRoot "{PREFIX}/htdocs"
 <Directory "{PREFIX}/htdocs">
 </Directory>
@@ -34,7 +38,8 @@ Include conf/extra/httpd-ssl.conf
 SSL = f"""SSLSessionCache "shmcb:{PREFIX}/logs/ssl_scache(512000)"
 SSLCertificateFile "{PREFIX}/conf/server.crt"
 """
-MODULES = ["mpm_event", "mpm_prefork", "heartbeat", "alias", "proxy_balancer", "cgid", "proxy", "watchdog", "dir"]
+MODULES = ["mpm_event", "mpm_prefork", "heartbeat", "alias", "proxy_balancer", "cgid", "cgi", "proxy", "watchdog",
+           "dir"]
 
 
 @pytest.fixture
@@ -68,14 +73,15 @@ def test_a_configuration_file_still_naming_the_prefix_stops_the_build(stage):
         conftree.check(stage, PREFIX)
     assert e.value.what == f"configuration files still name the build prefix {PREFIX}"
     assert e.value.why == "conf/extra/httpd-ssl.conf, conf/httpd.conf, conf/original/httpd.conf"
+    assert e.value.fix == conftree.BUG
 
 
 def test_the_mpms_then_what_others_need_first_then_make_installs_order(stage):
     order = conftree.order_load_modules(stage, ["watchdog", "proxy", "proxy_balancer", "session"])
     assert order == ["mpm_event", "mpm_prefork", "watchdog", "proxy", "proxy_balancer", "heartbeat", "alias",
-                     "cgid", "dir"]
+                     "cgid", "cgi", "dir"]
     lines = (stage / "conf" / "httpd.conf").read_text().splitlines()
-    assert lines[2:14] == [
+    assert lines[2:19] == [
         "LoadModule mpm_event_module modules/mod_mpm_event.so",
         "#LoadModule mpm_prefork_module modules/mod_mpm_prefork.so",
         "#LoadModule watchdog_module modules/mod_watchdog.so",
@@ -86,8 +92,13 @@ def test_the_mpms_then_what_others_need_first_then_make_installs_order(stage):
         "<IfModule !mpm_prefork_module>",
         "\t#LoadModule cgid_module modules/mod_cgid.so",
         "</IfModule>",
+        "<IfModule mpm_prefork_module>",
+        "\t#LoadModule cgi_module modules/mod_cgi.so",
+        "</IfModule>",
         "LoadModule dir_module modules/mod_dir.so",
-        "",
+        "<IfModule unixd_module>",
+        "User daemon",
+        "</IfModule>",
     ]
     assert (stage / "conf" / "original" / "httpd.conf").read_text() == (stage / "conf" / "httpd.conf").read_text()
 
@@ -104,6 +115,7 @@ def test_a_line_without_its_module_or_a_module_without_its_line_stops_the_build(
         conftree.order_load_modules(stage, ["proxy"])
     assert e.value.what == "httpd.conf's LoadModule lines are not the modules the build produced"
     assert e.value.why == why
+    assert e.value.fix == conftree.BUG
 
 
 def test_a_module_listed_twice_stops_the_build(stage):
@@ -120,4 +132,24 @@ def test_every_module_is_active_in_the_checked_configuration_but_the_other_mpms(
     conftree.order_load_modules(stage, ["watchdog", "proxy"])
     active = [m.group(3) for m in map(conftree.LOAD_LINE.match, conftree.all_modules_config(stage).splitlines())
               if m and not m.group(1)]
-    assert active == ["mpm_event", "watchdog", "proxy", "heartbeat", "alias", "proxy_balancer", "cgid", "dir"]
+    assert active == ["mpm_event", "watchdog", "proxy", "heartbeat", "alias", "proxy_balancer", "cgid", "cgi", "dir"]
+
+
+def test_the_mpms_come_first_wherever_make_install_put_them_and_a_block_may_end_the_file(stage):
+    conf = stage / "conf" / "httpd.conf"
+    lines = conf.read_text().split("\n")
+    mpms = lines[2:4]
+    block_end = lines.index("LoadModule dir_module modules/mod_dir.so") + 1
+    conf.write_text("\n".join(lines[:2] + lines[4:block_end] + mpms))  # the MPMs last, the file ends there
+    order = conftree.order_load_modules(stage, ["watchdog"])
+    assert order[:3] == ["mpm_event", "mpm_prefork", "watchdog"]
+    assert conf.read_text().split("\n")[2:5] == mpms + ["#LoadModule watchdog_module modules/mod_watchdog.so"]
+
+
+def test_an_httpd_conf_with_no_loadmodule_line_stops_the_build(stage):
+    conf = stage / "conf" / "httpd.conf"
+    conf.write_text("\n".join(line for line in INSTALLED.split("\n") if "LoadModule" not in line))
+    with pytest.raises(BuildError) as e:
+        conftree.order_load_modules(stage, [])
+    assert (e.value.what, e.value.why, e.value.fix) == (
+        "httpd.conf as installed has no LoadModule line", f"{conf} lists no module", conftree.BUG)
