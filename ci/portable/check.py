@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +28,7 @@ HTTP_PORT, HTTPS_PORT = int(sys.argv[2]), int(sys.argv[3])
 ROOT = Path("/srv/portable-check")
 THREADS = 30
 DEPTH = 400  # levels of recursion through C in one request (200 crash CPython in 128 KB of stack)
+KILL_AFTER = 3  # seconds: httpd (APR's free_proc_chain) sends SIGKILL after SIGTERM to its other children
 
 
 def check(ok, what):
@@ -35,35 +37,51 @@ def check(ok, what):
     print(f"ok: {what}", flush=True)
 
 
-def load(verify, requests, path="/"):
-    """`requests` HTTPS requests, THREADS at a time: the status codes, by count."""
+def answers(verify, requests, path="/"):
+    """`requests` HTTPS requests, THREADS at a time: (status code, monotonic time it came) each."""
     def one(_):
         try:
             with httpx.Client(verify=verify, timeout=120) as client:
-                return client.get(f"https://localhost:{HTTPS_PORT}{path}").status_code
+                code = client.get(f"https://localhost:{HTTPS_PORT}{path}").status_code
         except httpx.HTTPError as e:
-            return type(e).__name__
+            code = type(e).__name__
+        return code, time.monotonic()
     with ThreadPoolExecutor(THREADS) as pool:
-        codes = list(pool.map(one, range(requests)))
-    return {code: codes.count(code) for code in set(codes)}
+        return list(pool.map(one, range(requests)))
+
+
+def load(verify, requests, path="/"):
+    """The status codes of `answers`, by count."""
+    return dict(Counter(code for code, _ in answers(verify, requests, path)))
 
 
 def under_load(verify, apachectl):
     """Every daemon thread busy at once, the recursion through C in them, a graceful restart
     while requests run (mod_wsgi answers a few with 503 while its daemon socket is rotated:
-    WSGISocketRotation, counted not hidden), then everything served again."""
+    WSGISocketRotation, counted not hidden; 502 for what httpd's parent cuts, below), then
+    everything served again."""
     codes = load(verify, THREADS * 4)
     check(codes == {200: THREADS * 4}, f"{THREADS * 4} requests, {THREADS} at a time, all answered 200 ({codes})")
     deep = load(verify, THREADS, f"/recurse?n={DEPTH}")
     check(deep == {200: THREADS}, f"{THREADS} concurrent requests recursing {DEPTH} levels through C answered 200 "
           f"({deep}): the threads' stacks hold a Python interpreter")
     with ThreadPoolExecutor(1) as background:
-        during = background.submit(load, verify, THREADS * 4)
+        during = background.submit(answers, verify, THREADS * 4)
         time.sleep(0.5)
+        restarted = time.monotonic()
         subprocess.run([apachectl, "graceful"], check=True)
         during = during.result()
-    check(set(during) <= {200, 503} and during.get(200, 0) >= THREADS,
-          f"requests during a graceful restart were answered ({during}; 503 while the daemon socket rotates)")
+    # httpd's parent ends the old daemon process KILL_AFTER seconds after the graceful restart
+    # began (APR_KILL_AFTER_TIMEOUT; mod_wsgi #383): a request it was still running then is
+    # answered 502. Natively none runs that long; under emulation some do. A 502 earlier than
+    # that is a daemon that died by itself, and fails the check.
+    cut = [round(at - restarted, 2) for code, at in during if code == 502]
+    early = [after for after in cut if after < KILL_AFTER]
+    codes = dict(Counter(code for code, _ in during))
+    check(set(codes) <= {200, 502, 503} and not early and codes.get(200, 0) >= THREADS,
+          f"requests during a graceful restart were answered ({codes}; 503 while the daemon socket rotates, "
+          f"502 only for a request the old daemon still ran when httpd ended it {KILL_AFTER} s in: "
+          f"{cut} s after the restart began)")
     def settled():
         codes = load(verify, THREADS * 2)
         if codes != {200: THREADS * 2}:

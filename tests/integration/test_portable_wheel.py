@@ -268,6 +268,9 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
                      "after the graceful restart, 60 requests at a time answered 200",
                      "30 concurrent requests recursing 400 levels through C answered 200"):
         assert f"ok: {expected}" in output, output[-8000:]
+    # nothing crashed on the way: no process of httpd, mod_wsgi, Python or the tools apachectl runs
+    # (qemu-user says it in its own words)
+    assert not re.search(r"Segmentation fault|uncaught target signal|exit signal", output), output[-8000:]
     findings = json.loads(result.stdout.strip().splitlines()[-1])
     assert findings["http2"] == "HTTP/2" and findings["mapped"]
 
