@@ -227,15 +227,48 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
     graceful restart under load, a clean stop; ci/portable/check.py names each check."""
     portable_wheel = wheels(machine)
     target = TARGETS[machine]
-    inbox = tmp_path / "in"
-    (inbox / "tls").mkdir(parents=True)
-    system = foreign_libc_system(target)
-    if system is not None:
-        shutil.copy(system, inbox / "musl-system.tar")
     index = tmp_path / "index"
     index.mkdir()
     shutil.copy(portable_wheel, index)
+    # a plain `pip install mod_wsgi`: the newest release for the root's Python (Debian 11's 3.9
+    # gets mod_wsgi 5, which is what its users get)
+    # the root shares this machine's network: it reaches the index on 127.0.0.1
+    with local_index(index, tmp_path / "pypiserver") as url:
+        output = checked_in_a_fresh_root(target, suite, foreign_libc_system(target), tmp_path, f"INDEX_URL={url}",
+                                         timeout=1800 if machine == HOST else 3600)
+    assert "mod_wsgi-httpd installed in" in output, output[-8000:]
+
+
+@pytest.mark.parametrize("machine", [m for m in MACHINES if TARGETS[m].libc.name != "glibc" and not TARGETS[m].cross])
+def test_the_sdist_compiles_and_serves_on_a_musl_machine(machine, foreign_libc_system, tmp_path):
+    """The sdist route on musl (issue 24): `pip install` of the sdist with the portable profile on
+    the musl machine, every vendored library compiled there by its musl cc, then the same checks as
+    the wheel's. On request only, as it takes a while (BENCHMARKS.md has the time):
+    PORTABLE_TARGETS names the musl target and PORTABLE_FROM_SDIST=1."""
+    if machine not in WANTED or not os.environ.get("PORTABLE_FROM_SDIST"):
+        pytest.skip(f"the sdist route on {machine} is built and checked on request only: "
+                    f"PORTABLE_TARGETS={machine} PORTABLE_FROM_SDIST=1")
+    why = fresh_root_available()
+    if why:
+        pytest.skip(why)
+    sdist = tmp_path / "in" / "sdist"
+    run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", sdist, ROOT])
+    output = checked_in_a_fresh_root(TARGETS[machine], "bookworm", foreign_libc_system(TARGETS[machine]), tmp_path,
+                                     "", timeout=3600)
+    compiled = re.search(r"mod_wsgi-httpd installed in (\d+) s", output)
+    assert compiled and "Building wheel for mod_wsgi-httpd" in output, output[-8000:]
+    print(f"the sdist compiled on the musl machine in {compiled.group(1)} s")
+
+
+def checked_in_a_fresh_root(target, suite, system, tmp_path, env_words, timeout):
+    """ci/portable/check in a fresh root of the target's architecture (a musl machine when `system`
+    is one: ci/musl-python's tar), with what tmp_path/in holds and `env_words` for its environment;
+    every check it makes asserted, its output returned (and kept as tmp_path/check.log)."""
+    inbox = tmp_path / "in"
     tls = inbox / "tls"
+    tls.mkdir(parents=True)
+    if system is not None:
+        shutil.copy(system, inbox / "musl-system.tar")
     # extensions strict enough for Python 3.13's default verification (VERIFY_X509_STRICT)
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
@@ -249,19 +282,15 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
          "-CAcreateserial", "-days", "2", "-out", tls / "server.crt", "-extfile", tls / "server.ext"])
     for p in tls.iterdir():
         os.chmod(p, 0o644)
-    # a plain `pip install mod_wsgi`: the newest release for the root's Python (Debian 11's 3.9
-    # gets mod_wsgi 5, which is what its users get)
-    # the root shares this machine's network: it reaches the index on 127.0.0.1
-    with local_index(index, tmp_path / "pypiserver") as url:
-        env = dict(os.environ, FRESH_ROOT_IN=str(inbox), FRESH_ROOT_ARCH=TARGETS[machine].debian_arch,
-                   FRESH_ROOT_ENV=f"HTTP_PORT={free_port()} HTTPS_PORT={free_port()} INDEX_URL={url} "
-                                  f"MUSL_PACKAGES={','.join(target.packages_for(cross=False))}")
-        result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", suite, "bash", "ci/portable/check"], env=env,
-                                capture_output=True, text=True, timeout=1800 if machine == HOST else 3600)
+    env = dict(os.environ, FRESH_ROOT_IN=str(inbox), FRESH_ROOT_ARCH=target.debian_arch,
+               FRESH_ROOT_ENV=f"HTTP_PORT={free_port()} HTTPS_PORT={free_port()} {env_words} "
+                              f"MUSL_PACKAGES={','.join(target.packages_for(cross=False))}")
+    result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", suite, "bash", "ci/portable/check"], env=env,
+                            capture_output=True, text=True, timeout=timeout)
     output = result.stdout + result.stderr
     (tmp_path / "check.log").write_text(output)  # kept with pytest's temporary directories
     assert result.returncode == 0, output[-8000:]
-    assert f"ok: uname -m says {TARGETS[machine].machine}" in output and "mod_wsgi-httpd installed in" in output, output[-8000:]
+    assert f"ok: uname -m says {target.machine}" in output, output[-8000:]
     for expected in ("HTTP/2 negotiated over TLS", "Python in httpd has the system's OpenSSL",
                      "no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped",
                      "mod_ssl.so exports no OpenSSL symbol", "a clean stop: no pid file, no listener",
@@ -273,6 +302,7 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
     assert not re.search(r"Segmentation fault|uncaught target signal|exit signal", output), output[-8000:]
     findings = json.loads(result.stdout.strip().splitlines()[-1])
     assert findings["http2"] == "HTTP/2" and findings["mapped"]
+    return output
 
 
 def test_pip_picks_the_portable_wheel_from_a_real_index(portable_wheel, tmp_path):
