@@ -13,9 +13,7 @@ from every other place. `ci/check-updates` reads the same indexes for the newest
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +32,22 @@ SUITE_KIND = {"sid": "unstable", "forky": "testing", "trixie": "stable", "trixie
 SUITE_KIND.update({s: "security" for s in SECURITY_SUITES})
 CODENAMES = {s.split("-")[0] for s in SUITES} | {"buster", "stable", "testing", "unstable", "oldstable"}
 INDEX_LIMIT = 64 << 20  # bytes: a compressed Sources index of main is about 12 MB
-# Compressed forms of an index, best first, with how to open them (lzma may be missing from a
-# Python built without liblzma; gzip never is).
-COMPRESSIONS = (("xz", lzma.decompress), ("gz", gzip.decompress), ("bz2", bz2.decompress))
+
+
+def _decompressors(modules=(("xz", "lzma"), ("gz", "gzip"), ("bz2", "bz2"))):
+    """Compressed forms of an index, best first, with how to open them: those this Python can open
+    (lzma and bz2 are missing from a Python compiled without liblzma's or libbz2's headers, as a
+    pyenv or self-built one may be; gzip never is)."""
+    found = []
+    for compression, module in modules:
+        try:
+            found.append((compression, importlib.import_module(module).decompress))
+        except ImportError:
+            continue
+    return tuple(found)
+
+
+COMPRESSIONS = _decompressors()
 
 
 @dataclass(frozen=True)

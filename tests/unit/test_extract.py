@@ -2,15 +2,17 @@
 masked, on every Python, with or without tarfile's extraction filters (Debian 11's 3.9.2 and
 Debian 12's 3.11.2 have none: that path is forced here on any Python)."""
 
+import importlib.util
 import io
 import stat
+import sys
 import tarfile
 from dataclasses import replace
 
 import pytest
 
-from build_httpd import build
-from build_httpd.errors import RecipeError
+from build_httpd import build, debian
+from build_httpd.errors import MissingRequirementError, RecipeError
 from build_httpd.recipes import load_recipes
 
 APR = load_recipes()["apr"]
@@ -26,10 +28,10 @@ def filters(request, monkeypatch):
     return request.param
 
 
-def tarball(tmp_path, *extra):
+def tarball(tmp_path, *extra, compression="gz"):
     """A tarball shaped like a release: TOP/ with files, plus whatever `extra` adds."""
-    path = tmp_path / "thing.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
+    path = tmp_path / f"thing.tar.{compression}"
+    with tarfile.open(path, f"w:{compression}") as tar:
         def add(name, data=b"", mode=0o644, kind=tarfile.REGTYPE, linkname=""):
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.linkname = kind, mode, linkname
@@ -77,3 +79,34 @@ def test_a_tarball_of_another_version_is_named(tmp_path, filters):
     other = replace(APR, version="0.0.1")
     with pytest.raises(RecipeError, match="did not unpack into apr-0.0.1/"):
         build.extract(other, tarball(tmp_path), tmp_path / "out")
+
+
+def without_lzma(monkeypatch):
+    """This Python as if compiled without liblzma's headers: no _lzma, so tarfile cannot open xz."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "_lzma" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "lzma", None)
+
+
+def test_an_xz_tarball_unpacks_with_the_xz_command_where_python_has_no_lzma(tmp_path, monkeypatch):
+    xz = tarball(tmp_path, compression="xz")
+    without_lzma(monkeypatch)
+    with pytest.raises(tarfile.ReadError, match="lzma module is not available"):  # what tarfile alone does
+        tarfile.open(xz, "r:*")
+    top = build.extract(APR, xz, tmp_path / "out")
+    assert (top / "README").read_bytes() == b"read me"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [TOP]  # the tar it unpacked is gone
+
+
+def test_without_lzma_or_xz_the_message_names_the_package(tmp_path, monkeypatch):
+    xz = tarball(tmp_path, compression="xz")
+    without_lzma(monkeypatch)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MissingRequirementError, match="'xz' was not found") as e:
+        build.extract(APR, xz, tmp_path / "out")
+    assert "this Python has no lzma module" in e.value.why and "xz" in e.value.fix
+
+
+def test_a_debian_index_is_read_in_the_compressions_this_python_has():
+    assert [c for c, _ in debian._decompressors((("xz", "no_such_module"), ("gz", "gzip")))] == ["gz"]
+    assert [c for c, _ in debian.COMPRESSIONS][:2] == ["xz", "gz"]  # this Python has lzma
