@@ -254,12 +254,15 @@ class Target:
 
     def environment(self, env: Dict[str, str]) -> Dict[str, str]:
         """The compiler and binutils for this target. A build for the build machine's own C
-        library keeps the user's CC (or cc); any other uses the target's toolchain, and compiles
-        the build's own helper programs (APR's gen_test_char) with the build machine's cc. What is
+        library keeps the user's CC (or cc), which also compiles the build's own helper programs
+        (APR's gen_test_char; left to itself, APR's configure picks `gcc`, which on a machine
+        whose cc is another C library's compiler may have no C library at all); any other target
+        uses its toolchain, and the helpers are the build machine's, compiled with its cc. What is
         linked gets the C library's own flags (musl: a thread stack Python can live in)."""
         env = dict(env)
         if not self.foreign:
             env["CC"] = env.get("CC") or "cc"
+            env.setdefault("CC_FOR_BUILD", env["CC"])
         else:
             env["CC"] = self.cc()
             for var, name in (("AR", "ar"), ("RANLIB", "ranlib"), ("NM", "nm"), ("STRIP", "strip")):

@@ -271,6 +271,10 @@ def test_on_a_machine_of_the_target_s_own_c_library_its_own_cc_builds_it(monkeyp
     monkeypatch.setattr(profile, "host_libc", lambda: "musl")
     assert profile.host_target().name == "musllinux_1_2_x86_64" and not profile.host_target().foreign
     assert profile.host_target().environment({"CC": "gcc"})["CC"] == "gcc"
+    # the build's helper programs too (APR's configure would pick `gcc`, whatever cc is)
+    assert profile.host_target().environment({"CC": "/opt/musl/cc/cc"})["CC_FOR_BUILD"] == "/opt/musl/cc/cc"
+    assert profile.host_target().environment({})["CC_FOR_BUILD"] == "cc"
+    assert profile.host_target().environment({"CC_FOR_BUILD": "gcc"})["CC_FOR_BUILD"] == "gcc"  # the user's word
     monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
     assert profile.TARGETS["manylinux_2_28_x86_64"].foreign and not profile.host_target().foreign
 
