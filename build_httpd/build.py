@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -109,14 +110,12 @@ def safe_members(tar: tarfile.TarFile, tarball: Path, skipped: Tuple[str, ...] =
 
 def extract(recipe: Recipe, tarball: Path, into: Path) -> Path:
     skipped = tuple(f"{recipe.source_dir_name}/{s.strip('/')}" for s in recipe.source.skip)
-    into.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=into) as scratch:  # gzip, or xz (libxml2 as Debian carries it)
-        with tarfile.open(_openable(tarball, Path(scratch)), "r:*") as tar:
-            members = safe_members(tar, tarball, skipped)
-            if HAS_TAR_FILTERS:
-                tar.extractall(into, members=members, filter="data")
-            else:
-                tar.extractall(into, members=members)
+    with _opened(tarball) as tar:
+        members = safe_members(tar, tarball, skipped)
+        if HAS_TAR_FILTERS:
+            tar.extractall(into, members=members, filter="data")
+        else:
+            tar.extractall(into, members=members)
     top = into / recipe.source_dir_name
     if not top.is_dir():
         raise RecipeError(f"{tarball.name} did not unpack into {recipe.source_dir_name}/",
@@ -124,21 +123,26 @@ def extract(recipe: Recipe, tarball: Path, into: Path) -> Path:
     return top
 
 
-def _openable(tarball: Path, scratch: Path) -> Path:
-    """A tarball tarfile can open: this one, or, for an .xz where this Python has no lzma (it was
-    compiled without liblzma's headers, as a pyenv or self-built Python may be), its tar, which
-    the `xz` command writes into scratch."""
+@contextmanager
+def _opened(tarball: Path) -> Iterator[tarfile.TarFile]:
+    """A source tarball, open: gzip, or xz (libxml2 as Debian carries it). Where this Python has no
+    lzma (it was compiled without liblzma's headers, as a pyenv or self-built Python may be), the
+    `xz` command unpacks an .xz into a scratch directory first."""
     if not tarball.name.endswith(".xz") or importlib.util.find_spec("_lzma") is not None:
-        return tarball
+        with tarfile.open(tarball, "r:*") as tar:
+            yield tar
+        return
     xz = which("xz", f"to unpack {tarball.name}: this Python has no lzma module")
-    plain = scratch / tarball.name[:-len(".xz")]
-    with open(plain, "wb") as out:
-        result = subprocess.run([xz, "-dc", str(tarball)], stdout=out, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise BuildError(f"xz could not unpack {tarball.name}: {result.stderr.strip()}",
-                         "this Python has no lzma module, so the xz command was asked to",
-                         "use a Python compiled with lzma, or check the xz command and the tarball")
-    return plain
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = Path(scratch) / tarball.name[:-len(".xz")]
+        with open(plain, "wb") as out:
+            result = subprocess.run([xz, "-dc", str(tarball)], stdout=out, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"xz could not unpack {tarball.name}: {result.stderr.strip()}",
+                             "this Python has no lzma module, so the xz command was asked to",
+                             "use a Python compiled with lzma, or check the xz command and the tarball")
+        with tarfile.open(plain, "r:") as tar:
+            yield tar
 
 
 def apply_patches(recipe: Recipe, src: Path, logs: Path, env) -> None:
