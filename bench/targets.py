@@ -11,7 +11,8 @@ after another on this machine:
     machine's pip asking for the wheel's platform (--platform, --target): the work pip does on the
     target, natively, on this CPU (on the target itself each check prints it: ci/portable/check);
   - with --same-as DIR (an earlier run's OUTDIR, from the same commit: the wheel's METADATA
-    carries the README), whether each wheel has the same sha256 as that run's.
+    carries the README), whether each wheel has the same sha256 as that run's (for the targets
+    that run built).
 Prints a Markdown table; writes OUTDIR/results.json. Run as root (ci/build-portable-wheel is).
 
     python3 bench/targets.py OUTDIR [--same-as DIR] [--measure-only] [TARGET ...]
@@ -94,7 +95,7 @@ def main():
         row = {"wheel": wheel.name, "build_seconds": round(seconds), "size_mb": round(wheel.stat().st_size / 1e6, 1),
                "unpacked_mb": round(unpacked / 1e6, 1),
                "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()}
-        if args.same_as:
+        if args.same_as and (args.same_as / name).is_dir():  # an earlier run need not hold every target
             row["same_bytes"] = row["sha256"] == hashlib.sha256(the_wheel(args.same_as / name).read_bytes()).hexdigest()
         with tempfile.TemporaryDirectory() as work:
             row["install_seconds"] = round(install_seconds(wheel, Path(work)), 1)
@@ -107,7 +108,7 @@ def main():
     print("| --- | ---: | ---: | ---: | ---" + (" | ---" if args.same_as else "") + " |")
     for name, r in rows.items():
         install = f"{r['install_seconds']} s"
-        same = f" | {'yes' if r['same_bytes'] else 'NO'}" if args.same_as else ""
+        same = f" | {({True: 'yes', False: 'NO'}).get(r.get('same_bytes'), 'not in that run')}" if args.same_as else ""
         print(f"| `{name}` | {r['build_seconds'] // 60} min {r['build_seconds'] % 60} s | {r['size_mb']} MB / "
               f"{r['unpacked_mb']} MB | {install} | `{r['sha256'][:8]}…{r['sha256'][-6:]}`{same} |")
 
