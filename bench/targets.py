@@ -79,14 +79,18 @@ def install_seconds(wheel: Path, work: Path) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir", type=Path)
-    parser.add_argument("targets", nargs="*", default=list(TARGETS), choices=list(TARGETS), metavar="TARGET")
+    # (checked below, not by choices=: argparse before 3.12 checks an empty list against them)
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help=f"default: every target ({', '.join(TARGETS)})")
     parser.add_argument("--same-as", type=Path, help="an earlier run's OUTDIR to compare the bytes with")
     parser.add_argument("--measure-only", action="store_true", help="measure the wheels already in OUTDIR")
     args = parser.parse_args()
+    unknown = [name for name in args.targets if name not in TARGETS]
+    if unknown:
+        parser.error(f"no such target: {', '.join(unknown)} (bash ci/build-portable-wheel --list lists them)")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True, check=True).stdout.strip()
     rows = {}
-    for name in args.targets:
+    for name in args.targets or list(TARGETS):
         out = args.outdir / name
         seconds = float((out / "build-seconds").read_text()) if args.measure_only else build(name, out)
         wheel = the_wheel(out)
