@@ -37,6 +37,12 @@ DIED = re.compile(r"Segmentation fault|exit signal|terminated by signal|has died
 DROPPED = re.compile(r"closed connection before sending complete response headers|Error reading response headers")
 
 
+def error_log():
+    """The server's error log, its lines, and those of them that say a process died."""
+    lines = ERROR_LOG.read_text(errors="replace").splitlines()
+    return lines, [line for line in lines if DIED.search(line)]
+
+
 def check(ok, what):
     if not ok:
         sys.exit(f"portable check FAILED: {what}")
@@ -84,8 +90,8 @@ def under_load(verify, apachectl):
     # mod_wsgi's reason for each 502 and show no process dying: a crash still fails.
     cut = [round(at - restarted, 2) for code, at in during if code == 502]
     codes = dict(Counter(code for code, _ in during))
-    log = ERROR_LOG.read_text(errors="replace")
-    dropped, died = len(DROPPED.findall(log)), [line for line in log.splitlines() if DIED.search(line)]
+    log, died = error_log()
+    dropped = sum(1 for line in log if DROPPED.search(line))
     check(set(codes) <= {200, 502, 503} and dropped >= len(cut) and not died and codes.get(200, 0) >= THREADS,
           f"requests during a graceful restart were answered ({codes}; 503 while the daemon socket rotates, "
           f"502 for what the old daemon ended unanswered: {cut} s after the restart began, {dropped} said so in "
@@ -138,9 +144,8 @@ def main():
     finally:
         subprocess.run([apachectl, "stop"])
     stopped(ROOT / "express" / "httpd.pid")
-    log = ERROR_LOG.read_text(errors="replace").splitlines()
+    log, died = error_log()
     print("\n".join(f"error_log: {line}" for line in log), flush=True)  # kept in the test's check.log
-    died = [line for line in log if DIED.search(line)]
     check(not died, f"no process died from start to stop, by the error log ({len(log)} lines; {died[:3]})")
     for name, r in (("HTTP", plain), ("HTTPS", https), ("HTTP/2", h2)):
         check(r.status_code == 200, f"{name} answered 200 ({r.status_code})")
