@@ -209,6 +209,9 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
     for name in recipe.license_files:
         shutil.copyfile(src / name, licenses / Path(name).name)
     if recipe.vendored:
+        for shipped in recipe.ships:  # the file itself, under its SONAME (never a symbolic link)
+            (stage / shipped).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(work / "vendor" / shipped, stage / shipped)
         return
     # libtool archives name the compiled-in prefix, which does not exist: later components and
     # third-party builds link with -L/-l from the relocatable *-config scripts instead.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Tuple
 
 from .errors import MissingRequirementError
-from .recipes import Feature
+from .recipes import Feature, providers
 from .settings import Settings
 from .systems import how_to_install
 
@@ -217,18 +217,20 @@ def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes
     """The portable profile: every feature is built with the library recipe that provides it
     (unless it is off); nothing is looked up on this machine. A feature no recipe provides is left
     out, saying why (its `not_vendored`); asked for as required, that is an error."""
-    providers = {r.provides: r for r in recipes.values() if r.vendored}
+    built_by = providers(recipes)
 
     def from_recipe(feature: Feature, mode: str, missing: List[str]) -> Decision:
-        vendored = None if feature.not_vendored else providers.get(feature.library_feature)
-        if vendored is None:
+        vendored = () if feature.not_vendored else built_by.get(feature.library_feature, ())
+        if not vendored:
             reason = f"not built in the portable profile: {feature.not_vendored}"
             if mode == "required":
                 missing.append(f"{feature.name}=required: {feature.library} is {reason}. Build the system profile "
                                f"(profile=system) for {feature.gives}, or set {feature.name}=off (or auto).")
             return Decision(feature, mode, False, reason, on_purpose=True)
-        return Decision(feature, mode, True, f"{feature.library} {vendored.version} built in (portable profile)",
-                        vendored.source.sha256, vendored.version)
+        what = (f"{feature.library} {vendored[0].version}" if len(vendored) == 1 else
+                f"{feature.library} ({', '.join(f'{r.name} {r.version}' for r in vendored)})")
+        return Decision(feature, mode, True, f"{what} built in (portable profile)",
+                        "".join(r.source.sha256 for r in vendored), vendored[0].version)
 
     return _decide_each(features, settings, from_recipe,
                         ("a required feature cannot be built in the portable profile",

@@ -1,8 +1,7 @@
 """What is built, and for which machine, described in one place.
 
-A Profile says where the feature libraries (OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2)
-come from: the system (`system`) or recipes built in statically with their symbols hidden
-(`portable`). A Target says which machine the binaries are for: an architecture (ARCHES), a C
+A Profile says where the feature libraries (OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2,
+libcurl, Jansson, OpenLDAP) come from: the system (`system`) or recipes built in (`portable`). A Target says which machine the binaries are for: an architecture (ARCHES), a C
 library (LIBCS) and the oldest version of it they run on, the toolchain that compiles for it
 (TOOLCHAINS) and the Debian release whose root builds its wheel. The engine asks these objects; it
 never compares names. Adding a target is one row of TARGETS.
@@ -54,11 +53,14 @@ class Profile:
         return env
 
     def build_environment(self, env: Dict[str, str], vendor: Path) -> Dict[str, str]:
-        """During a build: pkg-config sees the vendored libraries and nothing else, and the linker
-        finds them first (httpd's configure links libxml2 as a bare -lxml2)."""
+        """During a build: pkg-config sees the vendored libraries and nothing else, and the
+        compiler and linker find them before the system's (httpd's configure links libxml2 as a
+        bare -lxml2; OpenLDAP's configure looks for OpenSSL's headers without pkg-config). The
+        headers through CPATH, which no configure script records (OpenSSL compiles its CPPFLAGS
+        into the library, and they would name the build directory)."""
         if not self.vendors:
             return env
-        return dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig"),
+        return dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig"), CPATH=str(vendor / "include"),
                     LDFLAGS=f"-L{vendor / 'lib'} {env.get('LDFLAGS', '')}".strip())
 
     def configure_args(self, recipe) -> tuple:
@@ -78,7 +80,8 @@ def vendored_archives(recipes) -> list:
 PROFILES: Dict[str, Profile] = {p.name: p for p in (
     Profile("system", False, "link the system's OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2, libcurl, "
             "Jansson and OpenLDAP"),
-    Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib, expat, Lua and libxml2 in, static, symbols hidden"),
+    Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2, libcurl and Jansson in, "
+            "static, symbols hidden, and OpenLDAP as a shared library of its own"),
 )}
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +45,7 @@ class Source:
 
 class Identified:
     """What a scanner matches a component by, from its `cpe` ("vendor:product") and `purl` (a
-    package URL template with {version} or {version_}): the recipes' and the system libraries'."""
+    package URL template with {version} or {version_})."""
 
     cpe: str
     purl: str
@@ -56,18 +56,6 @@ class Identified:
 
     def package_url(self, version: str) -> str:
         return self.purl.format(version=version, version_=version.replace(".", "_"))
-
-
-@dataclass(frozen=True)
-class Library(Identified):
-    """A system library a feature links that no recipe builds (libcurl for mod_md): what the SBOM
-    of a system build says of it, as a recipe says it of a component."""
-
-    name: str
-    cpe: str
-    purl: str
-    license: str
-    homepage: str
 
 
 @dataclass(frozen=True)
@@ -99,7 +87,6 @@ class Feature:
     elsewhere: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]], ...] = ()
     # why a profile that builds its libraries in does not build this one (no recipe provides it)
     not_vendored: str = ""
-    library_sbom: Optional[Library] = None  # how the SBOM names its library when no recipe does
 
     @property
     def headers(self) -> Tuple[Tuple[str, ...], ...]:
@@ -136,6 +123,9 @@ class Recipe(Identified):
     provides: str = ""  # the feature (of another component) this vendored library is for
     static_libs: Tuple[str, ...] = ()  # its archives, whose symbols are hidden where linked in
     link_also: Tuple[str, ...] = ()  # libraries its archives need, for every link that uses them
+    # shared libraries it installs that the package carries in lib/ (paths under the vendor
+    # prefix): a library that must be one copy for several modules and libraries (OpenLDAP's)
+    ships: Tuple[str, ...] = ()
     portable_configure: Tuple[str, ...] = ()  # more configure arguments in the portable profile
     # configure arguments when compiling for another machine ({host}: the target's GNU triplet,
     # {machine}: its `uname -m`, {cc}: its cross compiler); the environment names the toolchain
@@ -204,7 +194,7 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         (component_name, _take(t, "on", list, path, f"{where}.{component_name}", default=()),
          _take(t, "with_dir", list, path, f"{where}.{component_name}", default=()),
          _take(t, "off", list, path, f"{where}.{component_name}", default=()))
-        for component_name, t in table.items() if isinstance(t, dict) and component_name not in ("packages", "sbom"))
+        for component_name, t in table.items() if isinstance(t, dict) and component_name != "packages")
     return Feature(
         name=name, component=component,
         library=_take(table, "library", str, path, where),
@@ -214,8 +204,6 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         needs=_take(table, "needs", str, path, where, default=""),
         pkg_config=_take(table, "pkg_config", str, path, where, default=""),
         not_vendored=_take(table, "not_vendored", str, path, where, default=""),
-        library_sbom=Library(**{k: _take(table["sbom"], k, str, path, f"{where}.sbom")
-                                for k in ("name", "cpe", "purl", "license", "homepage")}) if "sbom" in table else None,
         elsewhere=elsewhere,
         packages=dict(packages), modes=tuple(modes),
         modules=_take(table, "modules", list, path, where, default=()),
@@ -343,6 +331,7 @@ def load_recipe(path: Path) -> Recipe:
         provides=_take(data, "provides", str, path, "the recipe", default=""),
         static_libs=_take(data, "static_libs", list, path, "the recipe", default=()),
         link_also=_take(data, "link_also", list, path, "the recipe", default=()),
+        ships=_take(data, "ships", list, path, "the recipe", default=()),
         modules=_take(build, "modules", list, path, "[build]", default=()),
         load_first=_take(build, "load_first", list, path, "[build]", default=()),
         prune=_take(build, "prune", list, path, "[build]", default=()),
@@ -407,6 +396,15 @@ def load_recipes(directory: Path = RECIPES_DIR, profile: str = "system") -> Dict
 def package_version(recipes: Dict[str, Recipe]) -> str:
     httpd = recipes["httpd"]
     return f"{httpd.version}.{httpd.package_build}"
+
+
+def providers(recipes: Mapping[str, Recipe]) -> Dict[str, Tuple[Recipe, ...]]:
+    """The vendored recipes that build each feature's libraries (mod_md's: curl and Jansson)."""
+    found: Dict[str, Tuple[Recipe, ...]] = {}
+    for r in recipes.values():
+        if r.vendored:
+            found[r.provides] = found.get(r.provides, ()) + (r,)
+    return found
 
 
 def all_features(recipes: Dict[str, Recipe]) -> Dict[str, Feature]:

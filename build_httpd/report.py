@@ -11,9 +11,11 @@ from typing import Dict, Mapping
 
 from . import system_packages
 from .profile import PROFILES
-from .recipes import Recipe, load_recipes, package_version
+from .recipes import Recipe, load_recipes, package_version, providers
 
 BUILD_INFO = "build-info.json"
+# the profile whose recipes name every library's upstream
+_VENDORING = next(p.name for p in PROFILES.values() if p.vendors)
 SBOM = "sbom.cdx.json"
 
 
@@ -59,6 +61,8 @@ def _origin(recipe: Recipe) -> str:
 
 
 def _linkage(recipe: Recipe) -> str:
+    if recipe.ships:
+        return "shared library in lib/, its own name and symbol versions (one copy for all that use it)"
     if recipe.vendored:
         return "static, symbols hidden (in the modules that use it)"
     return "executable" if recipe.name == "httpd" else "shared library in lib/"
@@ -103,6 +107,7 @@ def _system_library(provider, decision, package) -> Dict[str, object]:
 def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None, owners=None) -> Dict[str, object]:
     """`owners` answers which system package a header file belongs to (system_packages.owner)."""
     version = package_version(recipes)
+    owners = owners or system_packages.owner
     components = []
     for r in recipes.values():
         properties = [{"name": "mod_wsgi-httpd:linkage", "value": _linkage(r)},
@@ -123,13 +128,12 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
     needed = []
     if not PROFILES[profile].vendors:
         directory = next(iter(recipes.values())).path.parent
-        vendoring = next(p.name for p in PROFILES.values() if p.vendors)  # where each library's recipe is
-        providers = {r.provides: r for r in load_recipes(directory, profile=vendoring).values() if r.vendored}
+        built_by = providers(load_recipes(directory, profile=_VENDORING))
         for name, decision in sorted((decisions or {}).items()):
-            provider = providers.get(name) or decision.feature.library_sbom
-            if not decision.built or provider is None:
+            # the library whose header the decision read (mod_md's libcurl)
+            if not decision.built or name not in built_by:
                 continue
-            component = _system_library(provider, decision, (owners or system_packages.owner)(decision.header_file))
+            component = _system_library(built_by[name][0], decision, owners(decision.header_file))
             components.append(component)
             needed.append(component["bom-ref"])
     return {

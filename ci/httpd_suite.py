@@ -114,7 +114,7 @@ class Result:
     seconds: float = 0.0
     log: Path = Path()
 
-    # modules the build leaves out on purpose, with why (the portable wheel's ldap and md: README)
+    # modules the build leaves out on purpose, with why (a feature its profile does not build)
     left_out: Dict[str, str] = field(default_factory=dict)
 
     @property
@@ -168,8 +168,8 @@ def parse(mpm: str, output: str) -> Result:
 
 
 def left_out_on_purpose(prefix: Path) -> Dict[str, str]:
-    """module → why, for the features the build reports as left out on purpose (the portable
-    wheel's ldap and md: `left_out_on_purpose` in its build-info.json)."""
+    """module → why, for the features the build reports as left out on purpose (one its profile
+    has no recipe for: `left_out_on_purpose` in its build-info.json)."""
     import json
     features = all_features(load_recipes())
     info = json.loads((prefix / "build-info.json").read_text())

@@ -165,17 +165,19 @@ def test_the_portable_wheel_has_its_target_s_tag_and_is_self_contained(machine, 
         assert pep770 in wheel.read(f"mod_wsgi_httpd-{VERSION}.dist-info/RECORD").decode()
     # nothing of the five libraries is a shared object in the wheel (they are linked in), and
     # every vendored component is reported with its version, hash and licence
-    shared = [n for n in names if re.search(r"/lib(ssl|crypto|nghttp2|brotli\w*|z|expat|lua[\d.]*|xml2)[-.].*so", n)]
+    shared = [n for n in names if re.search(r"/lib(ssl|crypto|nghttp2|brotli\w*|z|expat|lua[\d.]*|xml2|curl|jansson)[-.].*so", n)]
     assert not shared, shared
+    # OpenLDAP is one shared copy for APR-util and mod_ldap, under names of its own (never libldap.so.2)
+    ldap = sorted(n for n in names if re.search(r"/lib(ldap|lber)[-.].*so", n))
+    assert ldap == [f"mod_wsgi_packages/httpd/lib/lib{n}-mod_wsgi_httpd.so.2" for n in ("lber", "ldap")], ldap
     assert info["profile"] == "portable" and info["platform"] == f"Linux {TARGETS[machine].machine}"
     assert re.search(r"^CC = cc$", config_vars, re.M) and not recorded, recorded
     vendored = {n: c for n, c in info["components"].items() if c["linkage"].startswith("static")}
-    assert set(vendored) == {"openssl", "nghttp2", "brotli", "zlib", "expat", "lua", "libxml2"}
-    built = {f for f, d in info["features"].items() if d["built"]}
-    assert built == {"ssl", "http2", "brotli", "deflate", "expat", "lua", "proxy-html"}, built
-    # what is not built in says why (docs: README's module table)
-    assert "not built in the portable profile" in info["features"]["ldap"]["reason"]
-    for name in vendored:
+    assert set(vendored) == {"openssl", "nghttp2", "brotli", "zlib", "expat", "lua", "libxml2", "curl", "jansson"}
+    assert info["components"]["openldap"]["linkage"].startswith("shared library in lib/, its own name")
+    # every feature is built in: the whole Apache (mod_md, mod_ldap and mod_session_crypto included)
+    assert all(d["built"] for d in info["features"].values()), info["features"]
+    for name in [*vendored, "openldap"]:
         assert f"mod_wsgi_packages/httpd/licenses/{name}/" in "\n".join(names)
     # what auditwheel grafted (glibc's libcrypt) comes with its licence too; musl has crypt() in libc
     grafted = [n for n in names if n.startswith("mod_wsgi_httpd.libs/") and ".so" in n]
@@ -330,12 +332,22 @@ def test_pip_picks_the_portable_wheel_from_a_real_index(portable_wheel, tmp_path
 
 def test_httpd_suite_passes_on_the_portable_wheel(portable_wheel, tmp_path_factory):
     """httpd's own test suite (test_httpd_suite.py) on the installed portable wheel, event MPM:
-    mod_ssl's built-in OpenSSL, mod_lua's Lua, mod_proxy_html's libxml2 included; ldap.t is skipped
-    (as on Debian), and the summary says the wheel leaves mod_ldap out on purpose (README)."""
+    mod_ssl's built-in OpenSSL, mod_lua's Lua, mod_proxy_html's libxml2, mod_md's libcurl and
+    Jansson included, and ldap.t against real slapd servers through the wheel's own OpenLDAP."""
     from .test_httpd_suite import assert_suite_passes
     base = tmp_path_factory.mktemp("portable-suite")
     venv = make_venv(base / "venv", pip="as-is")
     venv.pip("install", "--no-deps", portable_wheel)
-    result = assert_suite_passes(venv.prefix(), "event", base / "logs", with_ldap=False)
-    # the one module the portable wheel leaves out on purpose that a test file asks for
-    assert set(result.left_out) >= {"ldap", "authnz_ldap"}
+    result = assert_suite_passes(venv.prefix(), "event", base / "logs")
+    assert not result.left_out, result.left_out
+
+
+def test_the_portable_wheel_has_every_module_of_the_system_build(portable_wheel, wheel):
+    """The whole Apache in the wheel: the same MPMs and modules as a system build that found every
+    library (the session's wheel, every feature required)."""
+    def modules(path):
+        with zipfile.ZipFile(path) as whl:
+            info = json.loads(whl.read("mod_wsgi_packages/httpd/build-info.json"))
+        return info["mpms"], info["modules"]
+    portable, system = modules(portable_wheel), modules(wheel)
+    assert portable == system and len(system[1]) >= 116, (set(system[1]) ^ set(portable[1]))

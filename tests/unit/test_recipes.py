@@ -76,13 +76,17 @@ def test_a_patch_that_does_not_apply_is_a_hard_error(tmp_path):
 
 def test_the_portable_profile_adds_the_vendored_libraries_before_their_users():
     system, portable = load_recipes(), load_recipes(profile="portable")
-    vendored = {"openssl", "nghttp2", "brotli", "zlib", "expat", "lua", "libxml2"}
+    vendored = {"openssl", "nghttp2", "brotli", "zlib", "expat", "lua", "libxml2", "curl", "jansson", "openldap"}
     assert set(system) == {"apr", "apr-util", "pcre2", "httpd"}
     assert set(portable) == set(system) | vendored
     order = list(portable)
-    for name in ("openssl", "nghttp2", "brotli", "zlib", "lua", "libxml2"):
+    for name in ("openssl", "nghttp2", "brotli", "zlib", "lua", "libxml2", "curl", "jansson", "openldap"):
         assert name in portable["httpd"].depends and order.index(name) < order.index("httpd")
         assert name not in system["httpd"].depends
+    # mod_md's libcurl and OpenLDAP's TLS are the vendored OpenSSL; APR-util's LDAP layer is OpenLDAP
+    for name in ("curl", "openldap"):
+        assert order.index("openssl") < order.index(name)
+    assert "openldap" in portable["apr-util"].depends and order.index("openldap") < order.index("apr-util")
     assert "expat" in portable["apr-util"].depends and order.index("expat") < order.index("apr-util")
     # APR-util's crypto (mod_session_crypto) uses mod_ssl's OpenSSL: the same one, built first
     assert "openssl" in portable["apr-util"].depends and order.index("openssl") < order.index("apr-util")

@@ -17,10 +17,11 @@ EXPECTED_CPE = {
     "httpd": "apache:http_server", "apr": "apache:portable_runtime", "apr-util": "apache:apr-util",
     "pcre2": "pcre:pcre2", "openssl": "openssl:openssl", "nghttp2": "nghttp2:nghttp2",
     "brotli": "google:brotli", "zlib": "zlib:zlib", "expat": "libexpat_project:libexpat",
-    "lua": "lua:lua", "libxml2": "xmlsoft:libxml2",
+    "lua": "lua:lua", "libxml2": "xmlsoft:libxml2", "curl": "haxx:libcurl", "jansson": "jansson_project:jansson",
+    "openldap": "openldap:openldap",
 }
 # where the source lives, as package URLs name it (lua.org and GNOME's GitLab are not on GitHub)
-PURL_TYPE = {"lua": "generic", "libxml2": "gitlab"}
+PURL_TYPE = {"lua": "generic", "libxml2": "gitlab", "openldap": "generic"}
 
 
 def validate(document):
@@ -76,3 +77,4 @@ def test_the_portable_profile_lists_no_system_library():
     openssl = next(c for c in document["components"] if c["name"] == "openssl")
     patches = [p["value"] for p in openssl["properties"] if p["name"] == "mod_wsgi-httpd:patch"]
     assert any("CVE-" in p for p in patches)
+

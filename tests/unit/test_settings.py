@@ -1,5 +1,6 @@
 """Config settings and environment variables: validated, with one clear message each."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -326,18 +327,30 @@ def test_a_feature_that_needs_another_is_refused_alone_in_one_message():
     assert "md=required needs ssl" in str(e.value) and "md=off" in str(e.value)
 
 
-def test_the_portable_profile_says_which_libraries_it_does_not_build_in():
+def test_the_portable_profile_builds_every_feature_in():
     from build_httpd.features import decide_vendored
     recipes = load_recipes(profile="portable")
     decisions = decide_vendored(all_features(recipes), settings({"profile": "portable"}), recipes)
     assert decisions["lua"].built and decisions["lua"].version == recipes["lua"].version
     assert decisions["proxy-html"].built and decisions["proxy-html"].version == recipes["libxml2"].version
-    for name in ("md", "ldap", "session-crypto"):
-        assert not decisions[name].built and "not built in the portable profile" in decisions[name].reason
-        assert decisions[name].on_purpose
-    assert not decisions["lua"].on_purpose
+    assert all(d.built and not d.on_purpose for d in decisions.values()), decisions
+    # mod_md's two libraries, each named with its version; APR-util's crypto is mod_ssl's OpenSSL recipe
+    assert decisions["md"].reason == "libcurl and Jansson (curl 8.22.0, jansson 2.15.1) built in (portable profile)"
+    assert decisions["md"].fingerprint == recipes["curl"].source.sha256 + recipes["jansson"].source.sha256
+    assert decisions["session-crypto"].version == recipes["openssl"].version
+    assert decisions["ldap"].version == recipes["openldap"].version
+
+
+def test_a_feature_no_recipe_builds_is_left_out_of_the_portable_profile_saying_why():
+    from build_httpd.features import decide_vendored
+    recipes = load_recipes(profile="portable")
+    features = all_features(recipes)
+    features["ldap"] = replace(features["ldap"], not_vendored="no recipe for it here")
+    decisions = decide_vendored(features, settings({"profile": "portable"}), recipes)
+    assert not decisions["ldap"].built and decisions["ldap"].on_purpose
+    assert decisions["ldap"].reason == "not built in the portable profile: no recipe for it here"
     with pytest.raises(MissingRequirementError) as e:
-        decide_vendored(all_features(recipes), settings({"profile": "portable", "ldap": "required"}), recipes)
+        decide_vendored(features, settings({"profile": "portable", "ldap": "required"}), recipes)
     assert "ldap=required" in str(e.value) and "profile=system" in str(e.value)
 
 
@@ -370,7 +383,8 @@ def small(config=None, env=None):
     ({"profile": "tiny"}, {},
      "-C profile is 'tiny'. the build profiles are system (link the system's OpenSSL, nghttp2, brotli, zlib, "
      "expat, Lua, libxml2, libcurl, Jansson and OpenLDAP); portable (build OpenSSL, nghttp2, brotli, zlib, "
-     "expat, Lua and libxml2 in, static, symbols hidden). What to do: use profile=system or profile=portable."),
+     "expat, Lua, libxml2, libcurl and Jansson in, static, symbols hidden, and OpenLDAP as a shared library of its "
+     "own). What to do: use profile=system or profile=portable."),
     ({"session-crypto": "required"}, {},
      "-C session-crypto is 'required'. the session-crypto feature accepts auto, off. What to do: use "
      "session-crypto=auto|off."),
