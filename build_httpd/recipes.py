@@ -123,8 +123,9 @@ class Recipe(Identified):
     provides: str = ""  # the feature (of another component) this vendored library is for
     static_libs: Tuple[str, ...] = ()  # its archives, whose symbols are hidden where linked in
     link_also: Tuple[str, ...] = ()  # libraries its archives need, for every link that uses them
-    # shared libraries it installs that the package carries in lib/ (paths under the vendor
-    # prefix): a library that must be one copy for several modules and libraries (OpenLDAP's)
+    # the shared libraries it puts into the package's lib/, by SONAME (lib/libapr-1.so.0): the SBOM
+    # names each by its recipe. A vendored recipe's are copied there from the vendor prefix: a
+    # library that must be one copy for several modules and libraries (OpenLDAP's)
     ships: Tuple[str, ...] = ()
     portable_configure: Tuple[str, ...] = ()  # more configure arguments in the portable profile
     # configure arguments when compiling for another machine ({host}: the target's GNU triplet,

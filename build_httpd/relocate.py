@@ -82,8 +82,29 @@ def reseal_build_id(path: Path) -> None:
 
 
 def needed(path: Path) -> List[str]:
+    return dynamic(path)[1]
+
+
+def dynamic(path: Path) -> Tuple[str, List[str]]:
+    """An ELF file's SONAME ("" for none) and the libraries it needs (NEEDED), in order."""
     out = tool_output(["readelf", "-d", str(path)], "to read library dependencies (binutils)")
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
+    soname = re.search(r"\(SONAME\)\s+Library soname: \[(.*)\]", out)
+    return (soname.group(1) if soname else ""), re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
+
+
+def linked(prefix: Path) -> Tuple[Dict[str, str], Tuple[str, ...]]:
+    """What the prefix's binaries link: its own shared libraries (SONAME → file, relative to the
+    prefix) and every other library one of them names (NEEDED), by SONAME."""
+    own: Dict[str, str] = {}
+    names: set = set()
+    for path in files(prefix):
+        if not is_elf(path):
+            continue
+        soname, needs = dynamic(path)
+        names.update(needs)
+        if soname and path.parent == prefix / "lib":
+            own[soname] = str(path.relative_to(prefix))
+    return own, tuple(sorted(names - set(own)))
 
 
 def fix_elf(stage: Path, strip: bool, user_libdirs: Sequence[str] = (), strip_tool: str = "strip") -> None:

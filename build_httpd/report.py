@@ -4,12 +4,17 @@ CycloneDX SBOM, and the summary printed at the end of every build."""
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
+import shlex
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Dict, Mapping
 
-from . import system_packages
+from . import relocate, system_packages
+from .errors import BuildError
 from .profile import PROFILES
 from .recipes import Recipe, load_recipes, package_version, providers
 
@@ -53,7 +58,21 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
         "build_key": build_key,
     }
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    (prefix / SBOM).write_text(json.dumps(sbom(recipes, settings.profile.name, decisions), indent=2) + "\n")
+    cc = settings.target.environment(dict(os.environ))["CC"]
+    document = sbom(recipes, settings.profile.name, decisions, linked=relocate.linked(prefix),
+                    locate=lambda soname: locate(soname, cc), libc=settings.target.libc.name)
+    (prefix / SBOM).write_text(json.dumps(document, indent=2) + "\n")
+
+
+def locate(soname: str, cc: str) -> str:
+    """The file the compiler links for a library's SONAME (its search path, sysroot included), ""
+    when it knows none."""
+    try:
+        out = subprocess.run([*shlex.split(cc), f"-print-file-name={soname}"], capture_output=True, text=True)
+    except OSError:
+        return ""
+    found = out.stdout.strip()
+    return os.path.normpath(found) if out.returncode == 0 and os.path.isabs(found) else ""
 
 
 def _origin(recipe: Recipe) -> str:
@@ -104,8 +123,10 @@ def _system_library(provider, decision, package) -> Dict[str, object]:
     return component
 
 
-def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None, owners=None) -> Dict[str, object]:
-    """`owners` answers which system package a header file belongs to (system_packages.owner)."""
+def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None, owners=None,
+         linked=None, locate=None, libc: str = "glibc") -> Dict[str, object]:
+    """`owners` answers which system package a file belongs to (system_packages.owner); `linked`
+    is what the binaries link (relocate.linked), `locate` finds a library's file by its SONAME."""
     version = package_version(recipes)
     owners = owners or system_packages.owner
     components = []
@@ -130,12 +151,16 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
         directory = next(iter(recipes.values())).path.parent
         built_by = providers(load_recipes(directory, profile=_VENDORING))
         for name, decision in sorted((decisions or {}).items()):
-            # the library whose header the decision read (mod_md's libcurl)
+            # the library whose header the decision read (mod_md's libcurl; Jansson, and any other,
+            # is named below by what is linked)
             if not decision.built or name not in built_by:
                 continue
             component = _system_library(built_by[name][0], decision, owners(decision.header_file))
             components.append(component)
             needed.append(component["bom-ref"])
+    if linked is not None:
+        needed += _linked_libraries(recipes, components, linked, locate or (lambda soname: ""), owners, libc,
+                                    directory=next(iter(recipes.values())).path.parent)
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -153,6 +178,58 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
             "dependsOn": [f"{d}@{recipes[d].version}" for d in r.depends]}
            for r in recipes.values()],
     }
+
+
+# The C library's own shared objects: the platform the binaries run on, one component.
+C_LIBRARY = re.compile(r"^(ld-linux[\w.-]*|ld-musl-\w+|libc\.musl-\w+|lib(c|m|dl|pthread|rt|resolv|util|anl))\.so[\d.]*$")
+SONAME = "mod_wsgi-httpd:soname"
+
+
+def _linked_libraries(recipes, components: list, linked, locate, owners, libc: str, directory: Path) -> list:
+    """Every library a binary of the package names is in the SBOM, with its SONAME: the package's
+    own (the recipe that ships it), or the system's, named by the package that owns its file (a
+    library a recipe is the upstream of gets that recipe's name and CPE). Returns the system
+    libraries' references."""
+    own, needs = linked
+    shipped = {Path(p).name: r.name for r in recipes.values() for p in r.ships}
+    unclaimed = sorted(set(own) - set(shipped))
+    if unclaimed:
+        raise BuildError("the SBOM cannot name every library the package carries",
+                         f"no recipe says it ships {', '.join(own[s] for s in unclaimed)}",
+                         "add the library to its recipe's `ships` (a bug in mod_wsgi-httpd)")
+    by_name = {c["name"]: c for c in components}
+    for soname in sorted(own):
+        by_name[shipped[soname]].setdefault("properties", []).append({"name": SONAME, "value": soname})
+    upstream = {r.source.debian: r for r in load_recipes(directory, profile=_VENDORING).values()}
+    added = []
+    for soname in needs:
+        path = locate(soname)
+        package = owners(path) if path else None
+        recipe = upstream.get(package.name) if package else None
+        name = recipe.name if recipe else package.name if package else libc if C_LIBRARY.match(soname) else soname
+        if name not in by_name:
+            by_name[name] = _linked_component(name, recipe, package, path)
+            components.append(by_name[name])
+            added.append(by_name[name]["bom-ref"])
+        by_name[name].setdefault("properties", []).append({"name": SONAME, "value": soname})
+    return added
+
+
+def _linked_component(name: str, recipe, package, path: str) -> Dict[str, object]:
+    """A system library that no feature decision listed: by its package (the distribution's
+    version), with the recipe's identity when one builds the same upstream."""
+    properties = [{"name": "mod_wsgi-httpd:linkage", "value": "system shared library, not in the package"}]
+    if package is None:
+        properties.append({"name": "mod_wsgi-httpd:file", "value": path or "not found at build time"})
+        return {"type": "library", "bom-ref": name, "name": name, "scope": "excluded", "properties": properties}
+    properties.append({"name": "mod_wsgi-httpd:system-package",
+                       "value": f"{package.type} source package {package.name} {package.version}"})
+    component = {"type": "library", "bom-ref": f"{name}@{package.version}", "name": name, "version": package.version,
+                 "purl": package.purl, "scope": "excluded", "properties": properties}
+    if recipe is not None:
+        component["cpe"] = recipe.cpe23(package.upstream_version)
+        component["licenses"] = [{"expression": recipe.license}]
+    return component
 
 
 def summary(prefix: Path) -> str:

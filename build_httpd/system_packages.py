@@ -95,6 +95,20 @@ def _apk(path: str, release: Dict[str, str]) -> Optional[SystemPackage]:
 MANAGERS = {"dpkg-query": _deb, "rpm": _rpm, "apk": _apk}
 
 
+def _names_of(path: str) -> List[str]:
+    """The names a package database may know a file by: as given, with its symbolic links
+    resolved, and each with and without /usr on a merged-/usr system (Debian registers libz.so.1
+    as /lib/…, the compiler finds it as /usr/lib/…)."""
+    names = []
+    for name in (path, os.path.realpath(path)):
+        names.append(name)
+        if name.startswith("/usr/lib/"):
+            names.append(name[len("/usr"):])
+        elif name.startswith("/lib/"):
+            names.append("/usr" + name)
+    return list(dict.fromkeys(names))
+
+
 def owner(path: str) -> Optional[SystemPackage]:
     """The installed package `path` belongs to, by the first package manager this machine has that
     knows it; None for a file no package owns (a library built by hand, a -C ssl-dir=…)."""
@@ -103,7 +117,7 @@ def owner(path: str) -> Optional[SystemPackage]:
     release = os_release()
     for tool, ask in MANAGERS.items():
         if any(os.access(os.path.join(d, tool), os.X_OK) for d in os.environ.get("PATH", "/usr/bin:/bin").split(":")):
-            for candidate in dict.fromkeys([path, os.path.realpath(path)]):
+            for candidate in _names_of(path):
                 found = ask(candidate, release)
                 if found:
                     return found

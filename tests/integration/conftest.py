@@ -2,9 +2,11 @@
 install it into a fresh virtualenv with the real mod_wsgi from the package index, start real
 servers on 127.0.0.1."""
 
+import json
 import os
 import platform
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -84,6 +86,23 @@ def wait_for(url, proc=None, timeout=60, **kwargs):
     except AssertionError as e:
         output = proc.stdout.read() if proc is not None and proc.poll() is not None and proc.stdout else ""
         raise AssertionError(f"{e}\n{output}") from None
+
+
+def assert_sbom_names_every_linked_library(prefix: Path):
+    """Every library an installed binary needs (each NEEDED entry of each ELF file) is a component
+    of the package's SBOM, by its SONAME: the package's own, a system library, the C library."""
+    sbom = json.loads((prefix / "sbom.cdx.json").read_text())
+    named = {p["value"] for c in sbom["components"] for p in c.get("properties", [])
+             if p["name"] == "mod_wsgi-httpd:soname"}
+    needed = set()
+    for path in prefix.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.open("rb").read(4) == b"\x7fELF":
+            needed.update(re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", run(["readelf", "-d", path]).stdout))
+    # what auditwheel grafted into a wheel keeps its library's name with a hash: libcrypt-0f1e2d3c.so.1
+    needed = {re.sub(r"-[0-9a-f]{8}(\.so)", r"\1", n) for n in needed}
+    assert "libc.so.6" in needed or any(n.startswith("libc.musl") for n in needed), needed
+    assert needed <= named, sorted(needed - named)
+    return sbom
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 
-from .conftest import (HELLO, LOADED, MACHINE, RECIPES, ROOT, VERSION, V, Express, free_port, run, serve_and_get,
-                       wait_for, worker_identity)
+from .conftest import (HELLO, LOADED, MACHINE, RECIPES, ROOT, VERSION, V, Express, assert_sbom_names_every_linked_library,
+                       free_port, run, serve_and_get, wait_for, worker_identity)
 
 APXS_QUESTIONS = ["INCLUDEDIR", "CPPFLAGS", "CFLAGS", "EXTRA_INCLUDES", "EXTRA_CPPFLAGS", "EXTRA_CFLAGS",
                   "APR_CONFIG", "APU_CONFIG", "BINDIR", "SBINDIR", "PROGNAME", "MPM_NAME", "LIBEXECDIR",
@@ -245,7 +245,9 @@ def test_info_says_what_was_built(venv):
     # the system libraries it links, named as the Debian source packages their headers came from
     # (the distribution's version in a pkg:deb purl), each with the upstream CPE scanners match
     linked = {c["name"]: c for c in sbom["components"] if c.get("scope") == "excluded"}
-    assert {"openssl", "nghttp2", "zlib", "expat", "brotli", "lua", "libxml2", "curl", "openldap"} == set(linked)
+    assert {"openssl", "nghttp2", "zlib", "expat", "brotli", "lua", "libxml2", "curl", "openldap", "jansson",
+            "util-linux", "libxcrypt", "glibc"} == set(linked)
+    assert_sbom_names_every_linked_library(venv.prefix())
     from packageurl import PackageURL
     for name, dev in [("openssl", "libssl-dev"), ("lua", "liblua5.4-dev"), ("brotli", "libbrotli-dev"),
                       ("curl", "libcurl4-openssl-dev"), ("zlib", "zlib1g-dev")]:

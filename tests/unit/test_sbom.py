@@ -10,6 +10,8 @@ from packageurl import PackageURL
 import json
 
 from build_httpd import report
+from build_httpd.errors import BuildError
+from build_httpd.system_packages import SystemPackage
 from build_httpd.features import Decision
 from build_httpd.recipes import all_features, load_recipes
 
@@ -78,3 +80,64 @@ def test_the_portable_profile_lists_no_system_library():
     patches = [p["value"] for p in openssl["properties"] if p["name"] == "mod_wsgi-httpd:patch"]
     assert any("CVE-" in p for p in patches)
 
+
+def deb(name, version):
+    return SystemPackage("deb", "debian", "12", name, version, "amd64")
+
+
+# what a system build on Debian 12 links (relocate.linked): the package's own libraries, and the
+# system's, whose files the compiler finds and dpkg knows
+OWN = {"libapr-1.so.0": "lib/libapr-1.so.0", "libaprutil-1.so.0": "lib/libaprutil-1.so.0",
+       "libpcre2-8.so.0": "lib/libpcre2-8.so.0"}
+NEEDS = ("ld-linux-x86-64.so.2", "libc.so.6", "libcrypto.so.3", "libcurl.so.4", "libjansson.so.4", "libm.so.6",
+         "libssl.so.3", "libuuid.so.1", "libwhatever.so.7")
+PACKAGES = {"/usr/lib/ld-linux-x86-64.so.2": deb("glibc", "2.36-9+deb12u14"), "/usr/lib/libc.so.6": deb("glibc", "2.36-9+deb12u14"),
+            "/usr/lib/libm.so.6": deb("glibc", "2.36-9+deb12u14"),
+            "/usr/lib/libssl.so.3": deb("openssl", "3.0.17-1~deb12u2"), "/usr/lib/libcrypto.so.3": deb("openssl", "3.0.17-1~deb12u2"),
+            "/usr/lib/libcurl.so.4": deb("curl", "7.88.1-10+deb12u14"), "/usr/lib/libjansson.so.4": deb("jansson", "2.14-2"),
+            "/usr/lib/libuuid.so.1": deb("util-linux", "2.38.1-5+deb12u3")}
+
+
+def linked_sbom(recipes, own=OWN, needs=NEEDS, libc="glibc"):
+    decisions = system_decisions(recipes, {"ssl": "3.0.17", "md": "7.88.1"})
+    return report.sbom(recipes, "system", decisions, owners=PACKAGES.get, linked=(own, needs), libc=libc,
+                       locate=lambda soname: "" if soname == "libwhatever.so.7" else f"/usr/lib/{soname}")
+
+
+def test_every_library_a_binary_links_is_a_component_named_with_its_soname():
+    document = linked_sbom(load_recipes(profile="system"))
+    validate(document)
+    named = {p["value"]: c for c in document["components"] for p in c.get("properties", [])
+             if p["name"] == report.SONAME}
+    assert set(named) == set(OWN) | set(NEEDS)
+    assert {s: c["name"] for s, c in named.items() if s in OWN} == {
+        "libapr-1.so.0": "apr", "libaprutil-1.so.0": "apr-util", "libpcre2-8.so.0": "pcre2"}
+    # a library a feature decided on is that component (the header version it was built against)
+    assert named["libssl.so.3"] is named["libcrypto.so.3"] and named["libssl.so.3"]["version"] == "3.0.17"
+    assert named["libcurl.so.4"]["name"] == "curl"
+    # one no feature names, by its package: the recipe's identity where one builds that upstream
+    jansson = named["libjansson.so.4"]
+    assert jansson["cpe"] == "cpe:2.3:a:jansson_project:jansson:2.14:*:*:*:*:*:*:*"
+    assert jansson["purl"] == "pkg:deb/debian/jansson@2.14-2?arch=amd64&distro=debian-12"
+    assert jansson["scope"] == "excluded"
+    # else the package alone, never a guessed CPE; the C library once, for all its objects
+    uuid = named["libuuid.so.1"]
+    assert uuid["name"] == "util-linux" and "cpe" not in uuid and uuid["purl"].startswith("pkg:deb/debian/util-linux@")
+    assert named["libc.so.6"] is named["libm.so.6"] is named["ld-linux-x86-64.so.2"]
+    assert named["libc.so.6"]["name"] == "glibc"
+    # a file no package owns (and the compiler cannot find) is still named, by its SONAME
+    assert named["libwhatever.so.7"]["name"] == "libwhatever.so.7"
+    top = next(d for d in document["dependencies"] if d["ref"].startswith("mod_wsgi-httpd@"))
+    assert {"util-linux@2.38.1-5+deb12u3", "glibc@2.36-9+deb12u14", "libwhatever.so.7"} <= set(top["dependsOn"])
+
+
+def test_a_c_library_no_package_owns_is_named_by_the_target_s():
+    document = linked_sbom(load_recipes(profile="portable"), own={}, needs=("libc.musl-x86_64.so.1",), libc="musl")
+    validate(document)
+    assert any(c["name"] == "musl" and c["scope"] == "excluded" for c in document["components"])
+
+
+def test_a_library_in_lib_that_no_recipe_ships_stops_the_build():
+    with pytest.raises(BuildError) as e:
+        linked_sbom(load_recipes(profile="system"), own=dict(OWN, **{"libfoo.so.1": "lib/libfoo.so.1"}))
+    assert "no recipe says it ships lib/libfoo.so.1" in str(e.value) and "`ships`" in str(e.value)
