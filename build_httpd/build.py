@@ -3,6 +3,7 @@ install — then relocate the finished prefix. Recipes supply only data."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shlex
@@ -20,7 +21,7 @@ from . import cache, conftree, features, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
 from .features import Decision
-from .profile import vendored_archives
+from .profile import link_libs, vendored_archives
 from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, load_recipes
 from .run import run, which
 from .settings import Settings
@@ -175,6 +176,13 @@ def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision
     return args
 
 
+def config_cache(work: Path, libs: str) -> Path:
+    """The autoconf cache a component's configure shares with the others that link the same
+    libraries (autoconf refuses a cache written with other LIBS): the later ones skip the checks
+    the first one ran."""
+    return work / (f"config-{hashlib.sha256(libs.encode()).hexdigest()[:12]}.cache" if libs else "config.cache")
+
+
 def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
                     configure: list, settings: Settings, env: Dict[str, str]) -> None:
     """One component, start to finish. It installs into a directory of its own, fixes up only its
@@ -235,8 +243,9 @@ def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Pa
         while len(done) < len(recipes):
             for name, recipe in recipes.items():
                 if name not in done and name not in running.values() and set(recipe.depends) <= done:
+                    own_env = dict(env, LIBS=link_libs(name, recipes, env.get("LIBS", "")))
                     future = pool.submit(build, recipe, tarballs[recipe.source.filename], work,
-                                         stage_root, args[name], settings, env)
+                                         stage_root, args[name], settings, own_env)
                     running[future] = name
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
@@ -395,7 +404,8 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
     env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
     vendor = work / "vendor"
     env = settings.profile.build_environment(env, vendor)
-    args = {name: configure_args(r, stage, decisions, settings, work / "config.cache", vendor)
+    args = {name: configure_args(r, stage, decisions, settings,
+                                 config_cache(work, link_libs(name, recipes, env.get("LIBS", ""))), vendor)
             for name, r in recipes.items()}
     try:
         with phase("fetch+verify sources"):

@@ -41,14 +41,12 @@ class Profile:
         return [f"-Wl,--exclude-libs,{':'.join(archives)}"] if archives else []
 
     def environment(self, env: Dict[str, str], recipes) -> Dict[str, str]:
-        """The build environment's additions: the hiding flags, the libraries the vendored
-        archives need on every link, and no pkg-config search path of the system's."""
+        """The build environment's additions: the hiding flags, and no pkg-config search path of
+        the system's (what the vendored archives need in turn is each component's: link_libs)."""
         if not self.vendors:
             return env
         env = dict(env)
         env["LDFLAGS"] = " ".join([env.get("LDFLAGS", "")] + self.link_flags(recipes)).strip()
-        also = [flag for r in recipes.values() if r.vendored for flag in r.link_also]
-        env["LIBS"] = " ".join(dict.fromkeys(also + env.get("LIBS", "").split()))
         env.pop("PKG_CONFIG_PATH", None)
         return env
 
@@ -70,6 +68,25 @@ class Profile:
         """Where a feature's library is installed: the build's vendor prefix, or the user's
         -C FEATURE-dir (empty: wherever the compiler finds it)."""
         return str(vendor) if self.vendors else str(settings.feature_dirs.get(feature, ""))
+
+
+def link_libs(name: str, recipes, libs: str = "") -> str:
+    """A component's LIBS: `libs` (the user's), then what the vendored archives need in turn
+    (OpenSSL's -ldl -pthread, -lm), after them on every link, configure's tests included, when the
+    component links any vendored archive. Not APR's: its configure would find dlopen in a -ldl there,
+    record no -ldl of its own (apr-1-config --libs), and ab, which links APR's recorded libraries,
+    would have none on glibc before 2.34 (Debian 11: dlclose undefined). A flag before the archives
+    (LDFLAGS) does not do: that linker drops a shared library nothing needs yet. The same for every
+    component that links them, so that they can share one autoconf cache."""
+    seen, todo = set(), list(recipes[name].depends)
+    while todo:
+        dep = todo.pop()
+        if dep not in seen:
+            seen.add(dep)
+            todo += recipes[dep].depends
+    if not any(recipes[dep].vendored for dep in seen):
+        return libs
+    return " ".join(dict.fromkeys(libs.split() + [f for r in recipes.values() if r.vendored for f in r.link_also]))
 
 
 def vendored_archives(recipes) -> list:

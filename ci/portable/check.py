@@ -166,11 +166,12 @@ def main():
     check(not inside, f"no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped ({inside})")
     check(any("libssl.so" in m for m in seen["mapped"]) and any("libcrypto.so" in m for m in seen["mapped"]),
           f"the system's libssl and libcrypto are mapped for Python's ssl ({seen['mapped']})")
-    readelf = subprocess.run(["readelf", "-d", prefix / "modules" / "mod_ssl.so"], capture_output=True, text=True)
+    readelf = subprocess.run(["readelf", "-d", prefix / "modules" / "mod_ssl.so"], capture_output=True, text=True,
+                             check=True)
     check("libssl" not in readelf.stdout and "libcrypto" not in readelf.stdout,
           "mod_ssl.so needs no shared libssl/libcrypto")
     dynsym = subprocess.run(["readelf", "--dyn-syms", "-W", prefix / "modules" / "mod_ssl.so"],
-                            capture_output=True, text=True).stdout
+                            capture_output=True, text=True, check=True).stdout
     exported = [line.split()[-1] for line in dynsym.splitlines()
                 if " GLOBAL " in line and " UND " not in line and line.split()[-1].startswith(("SSL_", "EVP_", "OPENSSL_"))]
     check(not exported, f"mod_ssl.so exports no OpenSSL symbol ({exported[:5]})")

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,22 @@ def test_the_shell_s_package_list_is_the_recipes_own():
     python = subprocess.run([sys.executable, "-m", "build_httpd.recipes", "--packages", "debian"], cwd=root,
                             capture_output=True, text=True, check=True).stdout.split()
     assert sorted(shell) == python and python
+
+
+def test_what_vendored_archives_need_is_in_the_libs_of_the_components_that_link_them_only():
+    """OpenSSL's -ldl in APR's LIBS made APR record none of its own (apr-1-config --libs), and ab,
+    which links APR's recorded libraries, failed to link on Debian 11; a -ldl before the archives
+    (LDFLAGS) does not help there: that linker drops a shared library nothing needs yet."""
+    from build_httpd.profile import PROFILES, link_libs
+    recipes, portable = load_recipes(profile="portable"), PROFILES["portable"]
+    assert link_libs("apr", recipes, "-lfoo") == "-lfoo"
+    assert link_libs("pcre2", recipes) == ""
+    assert link_libs("httpd", load_recipes(), "-lfoo") == "-lfoo"  # the system profile vendors nothing
+    libs = link_libs("httpd", recipes, "-lfoo").split()
+    assert libs[0] == "-lfoo" and {"-ldl", "-pthread", "-lm"} <= set(libs) and libs.count("-lm") == 1
+    # every component that links a vendored archive has the same, so they share one autoconf cache
+    assert link_libs("apr-util", recipes, "-lfoo") == link_libs("curl", recipes, "-lfoo") == " ".join(libs)
+    assert build.config_cache(Path("/w"), "") == Path("/w/config.cache")
+    assert build.config_cache(Path("/w"), " ".join(libs)) != build.config_cache(Path("/w"), "-lfoo") != Path("/w/config.cache")
+    env = portable.environment({"LDFLAGS": "-Wl,-z,now", "LIBS": "-lfoo"}, recipes)
+    assert env["LIBS"] == "-lfoo" and "-ldl" not in env["LDFLAGS"]
