@@ -98,8 +98,9 @@ def assert_sbom_names_every_linked_library(prefix: Path):
     for path in prefix.rglob("*"):
         if path.is_file() and not path.is_symlink() and path.open("rb").read(4) == b"\x7fELF":
             needed.update(re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", run(["readelf", "-d", path]).stdout))
-    # what auditwheel grafted into a wheel keeps its library's name with a hash: libcrypt-0f1e2d3c.so.1
-    needed = {re.sub(r"-[0-9a-f]{8}(\.so)", r"\1", n) for n in needed}
+    # what auditwheel grafted into a wheel is named after its file, with a hash: libcrypt-cef2a912.so.1.1.0
+    # for libcrypt.so.1
+    needed = {re.sub(r"-[0-9a-f]{8}(\.so\.\d+)[\d.]*$", r"\1", n) for n in needed}
     assert "libc.so.6" in needed or any(n.startswith("libc.musl") for n in needed), needed
     assert needed <= named, sorted(needed - named)
     return sbom
