@@ -1,9 +1,10 @@
 """What is built, and for which machine, described in one place.
 
 A Profile says where the feature libraries (OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2,
-libcurl, Jansson, OpenLDAP) come from: the system (`system`) or recipes built in (`portable`). A Target says which machine the binaries are for: an architecture (ARCHES), a C
-library (LIBCS) and the oldest version of it they run on, the toolchain that compiles for it
-(TOOLCHAINS) and the Debian release whose root builds its wheel. The engine asks these objects; it
+libcurl, Jansson, OpenLDAP) come from: the system (`system`) or recipes built in (`portable`). A
+Target says which machine the binaries are for: an architecture (ARCHES), a C library (LIBCS)
+and the oldest version of it they run on, the toolchain that compiles for it (TOOLCHAINS) and the
+Debian release whose root builds its wheel. The engine asks these objects; it
 never compares names. Adding a target is one row of TARGETS.
 
 This module only describes: it imports nothing of the engine (the build decides and checks with
