@@ -30,17 +30,25 @@ def _settings(config_settings, recipes):
 
 
 def get_requires_for_build_wheel(config_settings=None):
-    """setuptools' own, plus CMake from the package index for a portable build on a machine
-    without one (three of the vendored libraries build with CMake)."""
+    """setuptools' own, plus CMake from the package index when a library the build will build in
+    needs it (brotli, expat, Jansson, libxml2 and nghttp2 build with CMake) and this machine has
+    none: on a machine without a library's headers, as in the portable profile."""
     from .errors import BuildError
-    from .recipes import load_recipes
+    from .features import chosen_recipes, decide
+    from .recipes import all_features, every_recipe
 
     requires = list(_setuptools.get_requires_for_build_wheel(config_settings))
-    try:
-        settings = _settings(config_settings, load_recipes())
-    except BuildError:  # a bad setting: build_wheel says so, with the whole message
+    if shutil.which("cmake"):
         return requires
-    if settings.profile.vendors and not shutil.which("cmake"):
+    recipes = every_recipe()
+    try:
+        settings = _settings(config_settings, recipes)
+        env = settings.target.environment(dict(os.environ))  # (what build_httpd.build decides with)
+        built = chosen_recipes(recipes, decide(all_features(recipes), settings, recipes, env["CC"], env,
+                                               have=lambda tool: True))
+    except BuildError:  # a bad setting or a missing library: build_wheel says so, with the whole message
+        return requires
+    if any("cmake" in r.build_tools for r in built.values()):
         requires.append("cmake>=3.16")
     # (a target's toolchain is made before the build, python -m build_httpd.toolchain)
     return requires
@@ -103,12 +111,12 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     """Build (or reuse from the build cache) httpd, then let setuptools package it."""
     from .build import build_prefix, source_date_epoch
     from .errors import BuildError, format_error
-    from .recipes import load_recipes
+    from .recipes import every_recipe
 
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-wheel-"))
     try:
         try:
-            recipes = load_recipes()
+            recipes = every_recipe()
             settings = _settings(config_settings, recipes)
             prefix = build_prefix(settings, out, recipes)
         except BuildError as error:

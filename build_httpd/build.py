@@ -20,9 +20,9 @@ from typing import Dict, Iterator, Mapping, Optional, Tuple
 from . import cache, conftree, features, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
-from .features import Decision
-from .profile import link_libs, vendored_archives
-from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, load_recipes
+from .features import Decision, chosen_recipes
+from .profile import link_flags, link_libs, vendored_archives
+from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, every_recipe
 from .run import run, which
 from .settings import Settings
 from .sources import obtain_sources
@@ -51,7 +51,9 @@ def source_date_epoch(recipes: Mapping[str, Recipe]) -> str:
     return os.environ.get("SOURCE_DATE_EPOCH") or str(recipes["httpd"].source_date_epoch)
 
 
-def build_env(settings: Settings, epoch: str, recipes: Mapping[str, Recipe]) -> Dict[str, str]:
+def build_env(settings: Settings, epoch: str) -> Dict[str, str]:
+    """The environment the features are decided in and (with the profile's additions for the
+    libraries built in, Profile.environment) everything compiles in."""
     env = dict(os.environ)
     env["SOURCE_DATE_EPOCH"] = epoch  # gcc's __DATE__/__TIME__ (httpd -V "Server built")
     for var in ("PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "DESTDIR"):
@@ -61,19 +63,17 @@ def build_env(settings: Settings, epoch: str, recipes: Mapping[str, Recipe]) -> 
     env["CFLAGS"] = f"{optimise} {HARDENING_CFLAGS} {env.get('CFLAGS', '')}".strip()
     env["CPPFLAGS"] = f"{HARDENING_CPPFLAGS} {env.get('CPPFLAGS', '')}".strip()
     env["LDFLAGS"] = f"{HARDENING_LDFLAGS} {env.get('LDFLAGS', '')}".strip()
-    env = settings.profile.environment(env, recipes)
     env["LC_ALL"] = "C"
     return env
 
 
-def check_toolchain(env: Mapping[str, str], recipes: Mapping[str, Recipe]) -> str:
-    """Fail before anything is fetched when the basic tools are missing; returns `cc --version`."""
+def check_toolchain(env: Mapping[str, str]) -> str:
+    """Fail before anything is fetched when the basic tools are missing (what only a library built
+    in needs, CMake or Perl, is the features' decision); returns `cc --version`."""
     cc = which(env["CC"], "to compile Apache httpd (set CC to name another compiler)", env)
     which("make", "to run the upstream build systems", env)
     which("patch", "to apply the patches in patches/", env)
-    users = [r.name for r in recipes.values() if r.configure_command[:1] == ("cmake",)]
-    if users:
-        which("cmake", f"to build {', '.join(users)} (pip install cmake works too)", env)
+    which("patchelf", relocate.PATCHELF_WHY, env)  # needed at the end: missed there, the whole build is lost
     probe = subprocess.run(shlex.split(env["CC"]) + ["--version"], capture_output=True, text=True, env=dict(env))
     if probe.returncode != 0:
         raise MissingRequirementError(f"the C compiler {cc} does not run", probe.stderr.strip()[:500],
@@ -160,19 +160,19 @@ def apply_patches(recipe: Recipe, src: Path, logs: Path, env) -> None:
 
 def configure_args(recipe: Recipe, stage: Path, decisions: Mapping[str, Decision], settings: Settings,
                    config_cache: Path, vendor: Path):
-    """The arguments after the recipe's configure command: the recipe's, then the profile's and
-    the target's. Vendored libraries install straight into `vendor` (a private directory of the
-    build, never installed); in a profile that vendors, every feature's library is found there."""
+    """The arguments after the recipe's configure command: the recipe's, then the target's, then
+    the features'. Libraries built in install straight into `vendor` (a private directory of the
+    build, never installed), where the components are pointed for the features built in."""
     mine = [d for d in decisions.values() if d.feature.component == recipe.name]
     modules = list(recipe.modules) + [m for d in mine if d.built for m in d.feature.modules]
     prefix = vendor if recipe.vendored else PREFIX
     args = [a.format(prefix=prefix, stage=stage, modules=" ".join(modules), config_cache=config_cache)
             for a in recipe.configure]
-    args += settings.profile.configure_args(recipe) + settings.target.configure_args(recipe)
+    args += settings.target.configure_args(recipe)
     for d in decisions.values():
         if d.feature.component == recipe.name or any(c == recipe.name for c, *_ in d.feature.elsewhere):
-            directory = settings.profile.feature_dir(settings, d.feature.library_feature, vendor)
-            args += d.configure_args(directory, recipe.name)
+            directory = vendor if d.builtin else settings.feature_dirs.get(d.feature.library_feature, "")
+            args += d.configure_args(str(directory), recipe.name)
     return args
 
 
@@ -315,20 +315,9 @@ def user_libdirs(settings: Settings, decisions) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def profile_recipes(settings: Settings) -> Dict[str, Recipe]:
-    """The recipes of the settings' profile; a vendored library whose feature is off is left out."""
-    recipes = load_recipes(profile=settings.profile.name)
-    unused = {r.name for r in recipes.values() if r.vendored and settings.features.get(r.provides) == "off"}
-    return {n: replace(r, depends=tuple(d for d in r.depends if d not in unused))
-            for n, r in recipes.items() if n not in unused}
-
-
-def decide_features(settings: Settings, recipes: Mapping[str, Recipe], env: Mapping[str, str]):
-    """Which features are built: from the recipes that vendor their libraries (a profile that
-    vendors), or from the headers the compiler sees."""
-    if settings.profile.vendors:
-        return features.decide_vendored(all_features(recipes), settings, recipes)
-    return features.decide(all_features(recipes), settings, env["CC"], env)
+def decide_features(settings: Settings, recipes: Mapping[str, Recipe], env: Mapping[str, str], have=None):
+    """Where each feature's library comes from (features.decide): `recipes` are every recipe."""
+    return features.decide(all_features(recipes), settings, recipes, env["CC"], env, have)
 
 
 @dataclass(frozen=True)
@@ -345,12 +334,13 @@ class Plan:
 
 def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
-    if recipes is None or settings.profile.vendors:
-        recipes = profile_recipes(settings)
-    env = build_env(settings, source_date_epoch(recipes), recipes)
-    compiler = check_toolchain(env, recipes)
+    recipes = recipes or every_recipe()
+    env = build_env(settings, source_date_epoch(recipes))
+    compiler = check_toolchain(env)
     settings.target.check_runs(env)
     decisions = decide_features(settings, recipes, env)
+    recipes = chosen_recipes(recipes, decisions)
+    env = settings.profile.environment(env, recipes)
     key, key_parts = cache.key(recipes, settings, decisions, compiler)
     plan = Plan(settings, recipes, decisions, env, compiler, key)
     target = out_dir / "httpd"
@@ -397,13 +387,13 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
     check_space(work)
     stage_root = work / "dest"
     stage = stage_root / PREFIX.lstrip("/")
-    own_flags = HARDENING_LDFLAGS.split() + settings.profile.link_flags(recipes)
+    own_flags = HARDENING_LDFLAGS.split() + link_flags(recipes)
     # debug information and __FILE__ (in assertions: nghttp2's) name source files: map the build
     # directory out
     own_flags.append(f"-ffile-prefix-map={work}={BUILD_DIR_SHOWN}")
     env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
     vendor = work / "vendor"
-    env = settings.profile.build_environment(env, vendor)
+    env = settings.profile.build_environment(env, vendor, recipes)
     args = {name: configure_args(r, stage, decisions, settings,
                                  config_cache(work, link_libs(name, recipes, env.get("LIBS", ""))), vendor)
             for name, r in recipes.items()}
@@ -428,7 +418,7 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
             relocate.check_target(stage, settings.target.arch.elf_machine, settings.target.libc.loader,
                                   settings.target.name)
             conftree.check_all_load(stage)
-            if settings.profile.vendors:  # the profile's promise: the vendored libraries' symbols stay private
+            if vendored_archives(recipes):  # the promise: the built-in libraries' symbols stay private
                 relocate.check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)],
                                       settings.target.tool("nm"))
         shutil.move(str(stage), str(target))

@@ -1,21 +1,23 @@
-"""Optional features that need system libraries: auto / required / off, decided before anything
-compiles. A feature is available when the C compiler can see its header."""
+"""Features that need a library (OpenSSL for mod_ssl, …): where each one's comes from, decided
+before anything compiles. The system's, when the C compiler sees its headers; else built in from
+its recipes (auto, builtin); left out only when the settings say off."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import MissingRequirementError
-from .recipes import Feature, providers
+from .recipes import Feature, Recipe, providers
 from .settings import Settings
-from .systems import how_to_install
+from .systems import how_to_install, tool_packages
 
 
 
@@ -24,21 +26,32 @@ class Decision:
     feature: Feature
     mode: str
     built: bool
-    reason: str  # why it is built or left out, for the summary and `mod_wsgi-httpd info`
-    fingerprint: str = ""  # sha256 over the headers the compiler saw (a library upgrade changes it)
-    version: str = ""  # the library version its headers declare (the SBOM names it)
-    on_purpose: bool = False  # left out by the build's profile, not for want of a library
+    reason: str  # why it is built (and from where) or left out: the summary, `info`, the SBOM
+    fingerprint: str = ""  # sha256 over the headers the compiler saw, or over the built-in sources
+    version: str = ""  # the library version its headers declare, or the built-in recipe's
+    on_purpose: bool = False  # left out because the settings say so (off), not for want of a library
     header_file: str = ""  # where the compiler found the feature's (first) header: whose package it is
+    builtin: bool = False  # built from its recipes into the package, not linked from the system
+
+    @property
+    def source(self) -> str:
+        """Where its library comes from: "system", "built in", or "" when it is not built."""
+        return ("built in" if self.builtin else "system") if self.built else ""
 
     def configure_args(self, directory: str = "", component: str = "") -> Tuple[str, ...]:
-        """The arguments of the feature's own component's configure, or of `component`'s."""
+        """The arguments of the feature's own component's configure, or of `component`'s.
+        `directory`: where its library is installed (the build's vendor prefix for a built-in one,
+        the user's -C FEATURE-dir), "" for wherever the compiler finds it."""
+        mine = not component or component == self.feature.component
         on, with_dir, off = self.feature.on, self.feature.with_dir, self.feature.off
-        if component and component != self.feature.component:
+        if not mine:
             on, with_dir, off = next(((a, b, c) for name, a, b, c in self.feature.elsewhere if name == component),
                                      ((), (), ()))
         if not self.built:
             return off
-        return on + (tuple(a.format(dir=directory) for a in with_dir) if directory else ())
+        # a built-in library is a static archive: its component links what the archive needs in turn
+        own = self.feature.built_in if self.builtin and mine else ()
+        return on + (tuple(a.format(dir=directory) for a in with_dir) if directory else ()) + own
 
 
 def header_visible(header: str, cc: str, env: Mapping[str, str], include_dir: Path = None) -> bool:
@@ -146,15 +159,18 @@ def _needs_unbuilt(feature: Feature, mode: str, decisions: Mapping[str, Decision
     other = decisions.get(feature.needed_feature)
     if other is None or other.built:
         return None
-    if mode == "required":
-        missing.append(f"{feature.name}=required needs {other.feature.name} ({other.feature.library}), "
+    if mode not in ("auto", "required"):  # system/builtin insist on the feature
+        missing.append(f"{feature.name}={mode} needs {other.feature.name} ({other.feature.library}), "
                        f"which is not built: {other.reason}. Build {other.feature.name} too, or set "
                        f"{feature.name}=off (or auto).")
-    return Decision(feature, mode, False, f"it needs {other.feature.name} ({other.feature.library}), which is not built")
+    return Decision(feature, mode, False, f"it needs {other.feature.name} ({other.feature.library}), which is not "
+                    f"built", on_purpose=other.on_purpose)
 
 
-def _decide_each(features: Mapping[str, Feature], settings: Settings,
-                 decide_one: Callable[[Feature, str, List[str]], Decision],
+Decide = Callable[[Feature, str, List[str], Mapping[str, Decision]], Decision]
+
+
+def _decide_each(features: Mapping[str, Feature], settings: Settings, decide_one: Decide,
                  error: Tuple[str, str]) -> Dict[str, Decision]:
     """One decision per feature, in order: off when asked, not built when a feature it needs is
     not, else `decide_one`'s, which appends to `missing` what makes the build impossible; all of
@@ -164,74 +180,106 @@ def _decide_each(features: Mapping[str, Feature], settings: Settings,
     for name, feature in features.items():
         mode = settings.features[name]
         if mode == "off":
-            decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for")
+            decisions[name] = Decision(feature, mode, False, f"{name}=off was asked for", on_purpose=True)
             continue
         decisions[name] = (_needs_unbuilt(feature, mode, decisions, missing)
-                           or decide_one(feature, mode, missing))
+                           or decide_one(feature, mode, missing, decisions))
     if missing:
         what, do = error
         raise MissingRequirementError(what, "\n\n" + "\n\n".join(missing) + "\n", do)
     return decisions
 
 
-def decide(features: Mapping[str, Feature], settings: Settings, cc: str,
-           env: Mapping[str, str]) -> Dict[str, Decision]:
-    """The system profile: a feature is built when the C compiler sees its library's headers
-    (on its own search path, or in the feature's `-dir`)."""
-    def from_headers(feature: Feature, mode: str, missing: List[str]) -> Decision:
-        name, setting = feature.name, feature.library_feature
-        directory = settings.feature_dirs.get(setting)
-        include_dir = directory / "include" if directory else None
-        where = f"in {include_dir}" if include_dir else "by the C compiler"
-        seen_with = probe_env(feature, env) if include_dir is None else env
-        found = find_headers(feature, cc, seen_with, include_dir)
-        if found and directory and feature.dir_needs_one_of and not any(
-                (directory / f).is_file() for f in feature.dir_needs_one_of):
-            missing.append(
-                f"{setting}-dir={directory} has none of {', '.join(feature.dir_needs_one_of)}: the build would "
-                f"quietly link the system's {feature.library} instead of the one in {directory}. Point "
-                f"{setting}-dir at an installation prefix that has it (`make install` of {feature.library} "
-                f"writes one), or leave {setting}-dir unset to use the system's.")
-            return Decision(feature, mode, False, f"{directory} is not a usable {feature.library} prefix")
-        if found:
-            files = [header_files(h, cc, seen_with, include_dir) for h in found]
-            return Decision(feature, mode, True, f"{', '.join(found)} found {where}",
-                            "".join(header_fingerprint(f) for f in files),
-                            header_version(feature, found[0], cc, seen_with, include_dir),
-                            header_file=header_path(found[0], files[0]))
-        if mode == "required":
-            alternatives = ("" if feature.modes == ("required",) else
-                            f", or build without it with {name}=off (or {name}=auto)")
-            missing.append(
-                f"{feature.library} is required for {feature.gives}, but its header {feature.header} was not "
-                f"found {where}. Install the development package ({how_to_install(feature.packages)}), or point "
-                f"MOD_WSGI_HTTPD_{setting.upper().replace('-', '_')}_DIR (-C {setting}-dir=DIR) at its installation prefix{alternatives}.")
-        return Decision(feature, mode, False, f"{feature.library} headers ({feature.header}) not found {where}")
-
-    return _decide_each(features, settings, from_headers,
-                        ("a required system library is missing, so nothing was compiled",
-                         "install the package(s) named above, then run the install again"))
-
-
-def decide_vendored(features: Mapping[str, Feature], settings: Settings, recipes) -> Dict[str, Decision]:
-    """The portable profile: every feature is built with the library recipe that provides it
-    (unless it is off); nothing is looked up on this machine. A feature no recipe provides is left
-    out, saying why (its `not_vendored`); asked for as required, that is an error."""
+def decide(features: Mapping[str, Feature], settings: Settings, recipes, cc: str, env: Mapping[str, str],
+           have: Callable[[str], bool] = None) -> Dict[str, Decision]:
+    """Where each feature's library comes from. The portable profile builds every one in from its
+    recipes. Otherwise the system's is linked when the C compiler sees its headers (on its own
+    search path, or in the feature's -dir), and it is built in from its recipes when they are not
+    seen (or when `builtin` is asked for): `auto` never leaves a feature out. `system` insists on
+    the system's. What cannot be had at all (no headers, and a tool its recipes' build runs is
+    missing: `have`) is one error naming the packages to install, before anything compiles."""
     built_by = providers(recipes)
+    if have is None:
+        def have(tool: str) -> bool:
+            return shutil.which(tool, path=env.get("PATH")) is not None
 
-    def from_recipe(feature: Feature, mode: str, missing: List[str]) -> Decision:
-        vendored = () if feature.not_vendored else built_by.get(feature.library_feature, ())
-        if not vendored:
-            reason = f"not built in the portable profile: {feature.not_vendored}"
-            if mode == "required":
-                missing.append(f"{feature.name}=required: {feature.library} is {reason}. Build the system profile "
-                               f"(profile=system) for {feature.gives}, or set {feature.name}=off (or auto).")
-            return Decision(feature, mode, False, reason, on_purpose=True)
-        what = (f"{feature.library} {vendored[0].version}" if len(vendored) == 1 else
-                f"{feature.library} ({', '.join(f'{r.name} {r.version}' for r in vendored)})")
-        return Decision(feature, mode, True, f"{what} built in (portable profile)",
-                        "".join(r.source.sha256 for r in vendored), vendored[0].version)
+    def decide_one(feature: Feature, mode: str, missing: List[str], decisions: Mapping[str, Decision]) -> Decision:
+        shared = decisions.get(feature.same_library_as)
+        if settings.profile.vendors:
+            why = f"{settings.profile.name} profile"
+        elif mode == "builtin":
+            why = f"{feature.name}=builtin was asked for"
+        elif shared is not None and shared.builtin:  # the library another feature built in
+            why = f"as for {shared.feature.name}"
+        else:
+            seen, why = _from_headers(feature, mode, settings, cc, env, missing)
+            if seen is not None:
+                return seen
+            if mode == "system":
+                setting = feature.library_feature
+                missing.append(
+                    f"{feature.name}=system: {feature.library} is wanted from this system for {feature.gives}, but "
+                    f"{why}. Install the development package ({how_to_install(feature.packages)}), or point "
+                    f"MOD_WSGI_HTTPD_{setting.upper().replace('-', '_')}_DIR (-C {setting}-dir=DIR) at its "
+                    f"installation prefix, or build it in with {feature.name}=auto (or builtin).")
+                return Decision(feature, mode, False, why)
+            why += f"; {how_to_install(feature.packages)} links the system's instead"
+        return _built_in(feature, mode, built_by.get(feature.library_feature, ()), why, missing, have)
 
-    return _decide_each(features, settings, from_recipe,
-                        ("a required feature cannot be built in the portable profile",
-                         "change the settings named above, then run the install again"))
+    return _decide_each(features, settings, decide_one,
+                        ("a feature's library is neither on this system nor can it be built in here, so nothing "
+                         "was compiled", "do what is named above, then run the install again"))
+
+
+def _from_headers(feature: Feature, mode: str, settings: Settings, cc: str, env: Mapping[str, str],
+                  missing: List[str]) -> Tuple[Optional[Decision], str]:
+    """The system's library, when the compiler sees its headers: (its decision, "") or (None,
+    why not). A -dir that names the wrong place is an error (and a decision not to build)."""
+    setting = feature.library_feature
+    directory = settings.feature_dirs.get(setting)
+    include_dir = directory / "include" if directory else None
+    where = f"in {include_dir}" if include_dir else "by the C compiler"
+    seen_with = probe_env(feature, env) if include_dir is None else env
+    found = find_headers(feature, cc, seen_with, include_dir)
+    if found and directory and feature.dir_needs_one_of and not any(
+            (directory / f).is_file() for f in feature.dir_needs_one_of):
+        missing.append(
+            f"{setting}-dir={directory} has none of {', '.join(feature.dir_needs_one_of)}: the build would "
+            f"quietly link the system's {feature.library} instead of the one in {directory}. Point "
+            f"{setting}-dir at an installation prefix that has it (`make install` of {feature.library} "
+            f"writes one), or leave {setting}-dir unset to use the system's.")
+        return Decision(feature, mode, False, f"{directory} is not a usable {feature.library} prefix"), ""
+    if not found:
+        return None, f"its headers ({feature.header}) were not found {where}"
+    files = [header_files(h, cc, seen_with, include_dir) for h in found]
+    return Decision(feature, mode, True, f"the system's: {', '.join(found)} found {where}",
+                    "".join(header_fingerprint(f) for f in files),
+                    header_version(feature, found[0], cc, seen_with, include_dir),
+                    header_file=header_path(found[0], files[0])), ""
+
+
+def _built_in(feature: Feature, mode: str, vendored, why: str, missing: List[str],
+              have: Callable[[str], bool]) -> Decision:
+    """The feature's library built from its recipes (mod_md's: curl and Jansson), when every tool
+    their builds run is here."""
+    lacking = list(dict.fromkeys(t for r in vendored for t in r.build_tools if not have(t)))
+    if not vendored or lacking:
+        cannot = (f"building it in needs {' and '.join(lacking)}, which {'is' if len(lacking) == 1 else 'are'} not "
+                  f"installed ({'; '.join(how_to_install(tool_packages(t)) for t in lacking)})" if lacking
+                  else "no recipe here builds it")
+        missing.append(f"{feature.library}, for {feature.gives}: {why}, and {cannot}. Install what is named here, "
+                       f"or set {feature.name}=off to build without it.")
+        return Decision(feature, mode, False, f"{why}; {cannot}")
+    what = (f"{feature.library} {vendored[0].version}" if len(vendored) == 1 else
+            f"{feature.library} ({', '.join(f'{r.name} {r.version}' for r in vendored)})")
+    return Decision(feature, mode, True, f"{what} built in ({why})", "".join(r.source.sha256 for r in vendored),
+                    vendored[0].version, builtin=True)
+
+
+def chosen_recipes(recipes: Mapping[str, Recipe], decisions: Mapping[str, Decision]) -> Dict[str, Recipe]:
+    """The components, and the libraries built in for the features decided so; a dependency on a
+    library not built is dropped (libcurl's on OpenSSL, when mod_ssl links the system's)."""
+    unused = {r.name for r in recipes.values()
+              if r.vendored and not (r.provides in decisions and decisions[r.provides].builtin)}
+    return {n: replace(r, depends=tuple(d for d in r.depends if d not in unused))
+            for n, r in recipes.items() if n not in unused}

@@ -1,7 +1,8 @@
 """What is built, and for which machine, described in one place.
 
 A Profile says where the feature libraries (OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2,
-libcurl, Jansson, OpenLDAP) come from: the system (`system`) or recipes built in (`portable`). A
+libcurl, Jansson, OpenLDAP) come from: the system's where found, else built in from their recipes
+(`system`), or every one built in (`portable`). A
 Target says which machine the binaries are for: an architecture (ARCHES), a C library (LIBCS)
 and the oldest version of it they run on, the toolchain that compiles for it (TOOLCHAINS) and the
 Debian release whose root builds its wheel. The engine asks these objects; it
@@ -30,45 +31,43 @@ from .errors import MissingRequirementError, SettingError
 @dataclass(frozen=True)
 class Profile:
     name: str
-    vendors: bool  # the feature libraries are built from the recipes that name this profile
+    vendors: bool  # every feature library is built in from its recipe, none is the system's
     summary: str
 
-    def link_flags(self, recipes) -> List[str]:
-        """Every symbol that comes from a vendored archive is made local to the module or program
-        it is linked into (mod_ssl's OpenSSL is mod_ssl's alone: Python's _ssl in the same process
-        binds to the system's libssl, and neither to the other). Only those archives: httpd's own
-        (libmain.a, …) must keep exporting the API its modules link against."""
-        archives = vendored_archives(recipes) if self.vendors else []
-        return [f"-Wl,--exclude-libs,{':'.join(archives)}"] if archives else []
-
     def environment(self, env: Dict[str, str], recipes) -> Dict[str, str]:
-        """The build environment's additions: the hiding flags, and no pkg-config search path of
-        the system's (what the vendored archives need in turn is each component's: link_libs)."""
-        if not self.vendors:
-            return env
+        """The build environment's additions for the libraries built in (`recipes` holds those
+        the build builds): the hiding flags, and in a profile that builds every library in, no
+        pkg-config search path of the system's (what the built-in archives need in turn is each
+        component's: link_libs)."""
         env = dict(env)
-        env["LDFLAGS"] = " ".join([env.get("LDFLAGS", "")] + self.link_flags(recipes)).strip()
-        env.pop("PKG_CONFIG_PATH", None)
+        env["LDFLAGS"] = " ".join([env.get("LDFLAGS", "")] + link_flags(recipes)).strip()
+        if self.vendors:
+            env.pop("PKG_CONFIG_PATH", None)
         return env
 
-    def build_environment(self, env: Dict[str, str], vendor: Path) -> Dict[str, str]:
-        """During a build: pkg-config sees the vendored libraries and nothing else, and the
-        compiler and linker find them before the system's (httpd's configure links libxml2 as a
-        bare -lxml2; OpenLDAP's configure looks for OpenSSL's headers without pkg-config). The
-        headers through CPATH, which no configure script records (OpenSSL compiles its CPPFLAGS
-        into the library, and they would name the build directory)."""
-        if not self.vendors:
+    def build_environment(self, env: Dict[str, str], vendor: Path, recipes) -> Dict[str, str]:
+        """During a build with libraries built in: the compiler, the linker and pkg-config find
+        them before the system's (httpd's configure links libxml2 as a bare -lxml2; OpenLDAP's
+        configure looks for OpenSSL's headers without pkg-config); in a profile that builds every
+        library in, pkg-config sees nothing else. The headers through CPATH, which no configure
+        script records (OpenSSL compiles its CPPFLAGS into the library, and they would name the
+        build directory)."""
+        if not any(r.vendored for r in recipes.values()):
             return env
-        return dict(env, PKG_CONFIG_LIBDIR=str(vendor / "lib" / "pkgconfig"), CPATH=str(vendor / "include"),
+        own = str(vendor / "lib" / "pkgconfig")
+        pkg_config = ({"PKG_CONFIG_LIBDIR": own} if self.vendors else
+                      {"PKG_CONFIG_PATH": ":".join(p for p in (own, env.get("PKG_CONFIG_PATH", "")) if p)})
+        return dict(env, **pkg_config, CPATH=":".join(p for p in (str(vendor / "include"), env.get("CPATH", "")) if p),
                     LDFLAGS=f"-L{vendor / 'lib'} {env.get('LDFLAGS', '')}".strip())
 
-    def configure_args(self, recipe) -> tuple:
-        return recipe.portable_configure if self.vendors else ()
 
-    def feature_dir(self, settings, feature: str, vendor: Path) -> str:
-        """Where a feature's library is installed: the build's vendor prefix, or the user's
-        -C FEATURE-dir (empty: wherever the compiler finds it)."""
-        return str(vendor) if self.vendors else str(settings.feature_dirs.get(feature, ""))
+def link_flags(recipes) -> List[str]:
+    """Every symbol that comes from a built-in archive is made local to the module or program it
+    is linked into (mod_ssl's OpenSSL is mod_ssl's alone: Python's _ssl in the same process binds
+    to the system's libssl, and neither to the other). Only those archives: httpd's own
+    (libmain.a, …) must keep exporting the API its modules link against."""
+    archives = vendored_archives(recipes)
+    return [f"-Wl,--exclude-libs,{':'.join(archives)}"] if archives else []
 
 
 def link_libs(name: str, recipes, libs: str = "") -> str:
@@ -97,7 +96,7 @@ def vendored_archives(recipes) -> list:
 
 PROFILES: Dict[str, Profile] = {p.name: p for p in (
     Profile("system", False, "link the system's OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2, libcurl, "
-            "Jansson and OpenLDAP"),
+            "Jansson and OpenLDAP where their headers are found, and build in from the recipes those that are not"),
     Profile("portable", True, "build OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2, libcurl and Jansson in, "
             "static, symbols hidden, and OpenLDAP as a shared library of its own"),
 )}

@@ -22,7 +22,10 @@ PATCHES_DIR = ROOT / "patches"
 
 # The order the components are built in is derived from `depends`; this is only the set we expect.
 COMPONENTS = ("apr", "pcre2", "apr-util", "httpd")
-FEATURE_MODES = ("auto", "required", "off")
+# auto: the system's library when its headers are found, else built in from its recipes; system:
+# the system's or an error; builtin: built in; required: as auto (kept from when auto could leave a
+# feature out); off: left out
+FEATURE_MODES = ("auto", "system", "builtin", "required", "off")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DEBIAN_PACKAGE = re.compile(r"^([a-z0-9][a-z0-9+.-]+)?$")
 
@@ -85,8 +88,9 @@ class Feature:
     needs: str = ""  # another feature that must be built for this one to be (its library is used too)
     # the configure arguments of other components: (component, on, with_dir, off)
     elsewhere: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]], ...] = ()
-    # why a profile that builds its libraries in does not build this one (no recipe provides it)
-    not_vendored: str = ""
+    # more arguments of its component's configure when its library is built in (a static archive:
+    # httpd links what OpenSSL's needs in turn, --enable-ssl-staticlib-deps)
+    built_in: Tuple[str, ...] = ()
 
     @property
     def headers(self) -> Tuple[Tuple[str, ...], ...]:
@@ -119,7 +123,9 @@ class Recipe(Identified):
     configure_command: Tuple[str, ...] = ("./configure",)
     make_command: Tuple[str, ...] = ("make", "-j{jobs}")
     install_command: Tuple[str, ...] = ("make", "DESTDIR={destdir}")
-    profile: str = ""  # "portable": built only for that profile, into the private vendor prefix
+    # "portable": a library built into the package (by the portable profile, and by any build for a
+    # feature whose system library is missing), installed into the build's private vendor prefix
+    profile: str = ""
     provides: str = ""  # the feature (of another component) this vendored library is for
     static_libs: Tuple[str, ...] = ()  # its archives, whose symbols are hidden where linked in
     link_also: Tuple[str, ...] = ()  # libraries its archives need, for every link that uses them
@@ -127,7 +133,7 @@ class Recipe(Identified):
     # names each by its recipe. A vendored recipe's are copied there from the vendor prefix: a
     # library that must be one copy for several modules and libraries (OpenLDAP's)
     ships: Tuple[str, ...] = ()
-    portable_configure: Tuple[str, ...] = ()  # more configure arguments in the portable profile
+    tools: Tuple[str, ...] = ()  # programs its build runs beyond a C toolchain, make and patch (perl)
     # configure arguments when compiling for another machine ({host}: the target's GNU triplet,
     # {machine}: its `uname -m`, {cc}: its cross compiler); the environment names the toolchain
     cross_configure: Tuple[str, ...] = ()
@@ -158,6 +164,11 @@ class Recipe(Identified):
     @property
     def vendored(self) -> bool:
         return bool(self.profile)
+
+    @property
+    def build_tools(self) -> Tuple[str, ...]:
+        """Every program its build runs beyond a C toolchain, make and patch."""
+        return self.tools + tuple(t for t in self.configure_command[:1] if t == "cmake")
 
 
 def _take(table: dict, key: str, kind, path: Path, where: str, default=...):
@@ -204,7 +215,7 @@ def _feature(name: str, table: dict, component: str, path: Path) -> Feature:
         same_library_as=_take(table, "same_library_as", str, path, where, default=""),
         needs=_take(table, "needs", str, path, where, default=""),
         pkg_config=_take(table, "pkg_config", str, path, where, default=""),
-        not_vendored=_take(table, "not_vendored", str, path, where, default=""),
+        built_in=_take(table, "built_in", list, path, where, default=()),
         elsewhere=elsewhere,
         packages=dict(packages), modes=tuple(modes),
         modules=_take(table, "modules", list, path, where, default=()),
@@ -326,7 +337,7 @@ def load_recipe(path: Path) -> Recipe:
         make_command=_take(build, "make_command", list, path, "[build]", default=("make", "-j{jobs}")),
         install_command=_take(build, "install_command", list, path, "[build]",
                               default=("make", "DESTDIR={destdir}")),
-        portable_configure=_take(build, "portable_configure", list, path, "[build]", default=()),
+        tools=_take(build, "tools", list, path, "[build]", default=()),
         cross_configure=_take(build, "cross_configure", list, path, "[build]", default=()),
         profile=profile,
         provides=_take(data, "provides", str, path, "the recipe", default=""),
@@ -394,6 +405,11 @@ def load_recipes(directory: Path = RECIPES_DIR, profile: str = "system") -> Dict
     return ordered
 
 
+def every_recipe(directory: Path = RECIPES_DIR) -> Dict[str, Recipe]:
+    """The components and every library a build may build in (what the build chooses from)."""
+    return load_recipes(directory, profile=next(p.name for p in PROFILES.values() if p.vendors))
+
+
 def package_version(recipes: Dict[str, Recipe]) -> str:
     httpd = recipes["httpd"]
     return f"{httpd.version}.{httpd.package_build}"
@@ -417,7 +433,7 @@ def main(argv) -> int:
          (nothing)            every recipe, a line each: name, version, profile, source file
          NAME FIELD           one value: a recipe's field, or its source's (source.sha256)
          --packages MANAGER   the feature libraries' development packages for a package manager"""
-    recipes = load_recipes(profile="portable")  # every recipe of every profile
+    recipes = every_recipe()
     if not argv:
         for r in recipes.values():
             print(r.name, r.version, r.profile or "-", r.source.filename)

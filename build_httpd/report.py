@@ -16,11 +16,9 @@ from typing import Dict, Mapping
 from . import relocate, system_packages
 from .errors import BuildError
 from .profile import PROFILES
-from .recipes import Recipe, load_recipes, package_version, providers
+from .recipes import Recipe, every_recipe, package_version, providers
 
 BUILD_INFO = "build-info.json"
-# the profile whose recipes name every library's upstream
-_VENDORING = next(p.name for p in PROFILES.values() if p.vendors)
 SBOM = "sbom.cdx.json"
 
 
@@ -30,8 +28,8 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
     info = {
         "package": "mod_wsgi-httpd",
         "version": package_version(recipes),
-        # system: the feature libraries (OpenSSL, nghttp2, …) are the system's shared libraries;
-        # portable: the vendored components below are linked into the modules, symbols hidden
+        # system: each feature library (OpenSSL, nghttp2, …) is the system's shared library where
+        # its headers were found, else built in; portable: every one is built in (features below)
         "profile": settings.profile.name,
         "components": {
             r.name: {"version": r.version, "license": r.license, "homepage": r.homepage,
@@ -44,8 +42,8 @@ def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, comp
         "mpms": [n[len("mpm_"):] for n in names if n.startswith("mpm_")],
         "modules": [n for n in names if not n.startswith("mpm_")],
         "features": {
-            name: {"built": d.built, "mode": d.mode, "library": d.feature.library, "gives": d.feature.gives,
-                   "reason": d.reason, "left_out_on_purpose": d.on_purpose}
+            name: {"built": d.built, "source": d.source, "mode": d.mode, "library": d.feature.library,
+                   "gives": d.feature.gives, "reason": d.reason, "left_out_on_purpose": d.on_purpose}
             for name, d in decisions.items()
         },
         "compiler": compiler,
@@ -130,9 +128,12 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
     version = package_version(recipes)
     owners = owners or system_packages.owner
     components = []
+    why_built_in = {name: d.reason for name, d in (decisions or {}).items() if d.builtin}
     for r in recipes.values():
         properties = [{"name": "mod_wsgi-httpd:linkage", "value": _linkage(r)},
                       {"name": "mod_wsgi-httpd:origin", "value": _origin(r)}]
+        if r.vendored and r.provides in why_built_in:
+            properties.append({"name": "mod_wsgi-httpd:built-in", "value": why_built_in[r.provides]})
         if r.patches:
             properties += [{"name": "mod_wsgi-httpd:patch", "value": p} for p in r.patches]
         if r.source.debian_revision:
@@ -143,17 +144,17 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
             externalReferences=[{"type": "distribution", "url": u} for u in r.source.urls]
             + [{"type": "website", "url": r.homepage}],
             properties=properties))
-    # The system profile links the system's shared libraries: they are not in the package, but
-    # they are in the process, so they are listed (scope "excluded": not shipped) as the system
-    # package their headers came from, or with the version those headers declare.
+    # The system's shared libraries a build links are not in the package, but they are in the
+    # process, so they are listed (scope "excluded": not shipped) as the system package their
+    # headers came from, or with the version those headers declare.
     needed = []
     if not PROFILES[profile].vendors:
         directory = next(iter(recipes.values())).path.parent
-        built_by = providers(load_recipes(directory, profile=_VENDORING))
+        built_by = providers(every_recipe(directory))
         for name, decision in sorted((decisions or {}).items()):
             # the library whose header the decision read (mod_md's libcurl; Jansson, and any other,
             # is named below by what is linked)
-            if not decision.built or name not in built_by:
+            if not decision.built or decision.builtin or name not in built_by:
                 continue
             component = _system_library(built_by[name][0], decision, owners(decision.header_file))
             components.append(component)
@@ -200,7 +201,7 @@ def _linked_libraries(recipes, components: list, linked, locate, owners, libc: s
     by_name = {c["name"]: c for c in components}
     for soname in sorted(own):
         by_name[shipped[soname]].setdefault("properties", []).append({"name": SONAME, "value": soname})
-    upstream = {r.source.debian: r for r in load_recipes(directory, profile=_VENDORING).values()}
+    upstream = {r.source.debian: r for r in every_recipe(directory).values()}
     added = []
     for soname in needs:
         path = locate(soname)
@@ -235,10 +236,13 @@ def _linked_component(name: str, recipe, package, path: str) -> Dict[str, object
 def summary(prefix: Path) -> str:
     info = json.loads((prefix / BUILD_INFO).read_text())
     versions = ", ".join(f"{n} {c['version']}" for n, c in info["components"].items())
-    built = [n for n, f in info["features"].items() if f["built"]]
-    left = [f"{n} ({f['reason']})" for n, f in info["features"].items() if not f["built"]]
+    features = info["features"].items()
+    system = [n for n, f in features if f["built"] and f.get("source") != "built in"]
+    built_in = [f"{n} ({f['reason']})" for n, f in features if f.get("source") == "built in"]
+    left = [f"{n} ({f['reason']})" for n, f in features if not f["built"]]
     lines = [f"built {versions} ({info.get('profile', 'system')} profile)",
              f"  MPMs: {', '.join(info['mpms'])}; {len(info['modules'])} modules",
-             f"  features built: {', '.join(built) or 'none'}",
+             f"  features with the system's library: {', '.join(system) or 'none'}",
+             f"  features with a library built in: {'; '.join(built_in) or 'none'}",
              f"  features left out: {'; '.join(left) or 'none'}"]
     return "\n".join(lines)

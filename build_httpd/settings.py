@@ -28,7 +28,7 @@ class Settings:
     cache_dir: Path
     use_build_cache: bool
     strip: bool
-    features: Dict[str, str]  # feature name -> auto / required / off
+    features: Dict[str, str]  # feature name -> auto / system / builtin / required / off
     feature_dirs: Dict[str, Path] = field(default_factory=dict)
     keep_build: bool = False  # keep the build directory (sources, objects, logs) for debugging
     profile: Profile = PROFILES["system"]  # where the feature libraries come from (profile.py)
@@ -160,7 +160,7 @@ def _profile(lookup: _Lookup) -> Profile:
 
 
 def _features(lookup: _Lookup, features, with_dirs, profile: Profile) -> Tuple[Dict[str, str], Dict[str, Path]]:
-    """Each feature's mode (auto/required/off), and the library directories given."""
+    """Each feature's mode (auto/system/builtin/required/off), and the library directories given."""
     modes: Dict[str, str] = {}
     dirs: Dict[str, Path] = {}
     for name, allowed in features.items():
@@ -169,6 +169,10 @@ def _features(lookup: _Lookup, features, with_dirs, profile: Profile) -> Tuple[D
         if mode not in allowed:
             raise SettingError(f"{got[0]} is {got[1]!r}", f"the {name} feature accepts {', '.join(allowed)}",
                                f"use {name}=" + "|".join(allowed))
+        if mode == "system" and profile.vendors:
+            raise SettingError(f"{got[0]} is {got[1]!r}, and the profile is {profile.name}",
+                               f"the {profile.name} profile builds every library in and links none of the system's",
+                               f"drop {got[0]}, or build with profile=system")
         modes[name] = mode
         if name in with_dirs and lookup.get(f"{name}-dir"):
             where, value = lookup.get(f"{name}-dir")
@@ -176,5 +180,9 @@ def _features(lookup: _Lookup, features, with_dirs, profile: Profile) -> Tuple[D
                 raise SettingError(f"{where} is set, and so is profile={profile.name}",
                                    f"the {profile.name} profile builds its own {name} library and never links "
                                    "one from a directory", f"drop {where}, or build with profile=system")
+            if mode == "builtin":
+                raise SettingError(f"{where} is set, and {name} is builtin",
+                                   f"{name}=builtin builds its library in from its recipe and never links one "
+                                   "from a directory", f"drop {where}, or set {name}=auto (or system)")
             dirs[name] = Path(value).expanduser().resolve()
     return modes, dirs

@@ -162,6 +162,14 @@ def main():
     prefix = Path(subprocess.run([VENV / "bin" / "python", "-c",
                                   "import mod_wsgi_packages.httpd as h; print(h.PREFIX)"],
                                  capture_output=True, text=True, check=True).stdout.strip())
+    # the modules of the libraries added last (mod_md: libcurl and Jansson; LDAP; APR-util's crypto)
+    # load into this machine's httpd, with the modules whose symbols they use before them
+    wanted = ("watchdog", "md", "ldap", "authnz_ldap", "session", "session_crypto")
+    dumped = subprocess.run([prefix / "bin" / "httpd", "-d", prefix, "-t", "-D", "DUMP_MODULES"]
+                            + [a for m in wanted for a in ("-C", f"LoadModule {m}_module modules/mod_{m}.so")],
+                            capture_output=True, text=True)
+    check(dumped.returncode == 0 and all(f" {m}_module " in dumped.stdout for m in wanted),
+          f"mod_md, mod_ldap, mod_authnz_ldap and mod_session_crypto load ({dumped.stderr.strip()[-300:]})")
     inside = [m for m in seen["mapped"] if m.startswith(str(VENV))]
     check(not inside, f"no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped ({inside})")
     check(any("libssl.so" in m for m in seen["mapped"]) and any("libcrypto.so" in m for m in seen["mapped"]),

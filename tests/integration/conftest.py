@@ -29,9 +29,9 @@ V = {name: r.version for name, r in RECIPES.items()}  # component versions, from
 LOADED = f"Server loaded:  APR {V['apr']}, APR-UTIL {V['apr-util']}, PCRE {V['pcre2']}"
 MACHINE = platform.machine()
 MOD_WSGI = os.environ.get("MOD_WSGI_VERSION_SPEC", "mod_wsgi==6.1.1")
-FEATURES = ["-C", "ssl=required", "-C", "http2=required", "-C", "deflate=required", "-C", "brotli=required",
-            "-C", "lua=required", "-C", "proxy-html=required", "-C", "md=required", "-C", "ldap=required",
-            "-C", "session-crypto=required"]
+FEATURES = ["-C", "ssl=system", "-C", "http2=system", "-C", "deflate=system", "-C", "brotli=system",
+            "-C", "lua=system", "-C", "proxy-html=system", "-C", "md=system", "-C", "ldap=system",
+            "-C", "session-crypto=system", "-C", "expat=system"]
 
 
 
@@ -117,7 +117,7 @@ def session_cache():
 
 @pytest.fixture(scope="session")
 def wheel(session_cache):
-    """The wheel of this checkout, built for real, every feature required."""
+    """The wheel of this checkout, built for real, every feature with the system's library."""
     out = Path(tempfile.mkdtemp(prefix="mod_wsgi-httpd-test-wheel-"))
     result = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *FEATURES, ROOT],
                  check=False, env=dict(os.environ, MOD_WSGI_HTTPD_CACHE=str(session_cache)))

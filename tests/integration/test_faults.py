@@ -65,27 +65,41 @@ def test_no_make(tmp_path):
     assert_stopped_before_compiling(text)
 
 
+def test_no_patchelf_stops_before_compiling(tmp_path):
+    """patchelf is needed only at the end (relocation): missing, it is named before minutes of
+    compiling are spent."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cc", "gcc", "make", "patch", "sh", "as", "ld"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    code, text = wheel_attempt(tmp_path, env={"PATH": str(bin_dir)})
+    assert code != 0 and "'patchelf' was not found" in text and "relocatable" in text
+    assert_stopped_before_compiling(text)
+
+
 def test_missing_expat_headers(tmp_path):
     (tmp_path / "empty" / "include").mkdir(parents=True)
-    code, text = wheel_attempt(tmp_path, "-C", f"expat-dir={tmp_path / 'empty'}")
+    code, text = wheel_attempt(tmp_path, "-C", "expat=system", "-C", f"expat-dir={tmp_path / 'empty'}")
     assert code != 0
     # ci/test runs on Debian: the package is named in apt's words alone (tests/unit/test_systems.py
     # covers dnf's and apk's)
-    for needle in ("expat is required", "expat.h", "apt-get install libexpat1-dev", "nothing was compiled"):
+    for needle in ("expat=system: expat is wanted from this system", "expat.h", "apt-get install libexpat1-dev", "nothing was compiled"):
         assert needle in text, needle
     assert "expat-devel" not in text
     assert_stopped_before_compiling(text)
 
 
-def test_required_feature_with_its_library_missing_fails_fast(tmp_path):
+def test_a_system_feature_with_its_library_missing_fails_fast(tmp_path):
     (tmp_path / "empty" / "include").mkdir(parents=True)
-    code, text = wheel_attempt(tmp_path, "-C", "ssl=required", "-C", f"ssl-dir={tmp_path / 'empty'}")
-    assert code != 0 and "OpenSSL is required for HTTPS (mod_ssl)" in text and "libssl-dev" in text
+    code, text = wheel_attempt(tmp_path, "-C", "ssl=system", "-C", f"ssl-dir={tmp_path / 'empty'}")
+    assert code != 0 and "OpenSSL is wanted from this system for HTTPS (mod_ssl)" in text and "libssl-dev" in text
     assert_stopped_before_compiling(text)
 
 
 @pytest.mark.parametrize("setting,names", [
-    (["-C", "ssl=maybe"], ["-C ssl", "auto, required, off"]),
+    (["-C", "ssl=maybe"], ["-C ssl", "auto, system, builtin, required, off"]),
     (["-C", "colour=blue"], ["-C colour", "jobs=N"]),
 ])
 def test_bad_settings_through_pip(tmp_path, setting, names):

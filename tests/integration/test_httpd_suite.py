@@ -3,7 +3,7 @@ checkout's build, run by ci/httpd_suite.py as Debian's autopkgtest runs it: an u
 pointed at our apxs alone (it compiles the framework's c-modules), the framework inheriting the
 installed httpd.conf with every module enabled, one MPM at a time.
 
-CI runs the event MPM on the system-profile build (the session's wheel, every feature required) and
+CI runs the event MPM on the system-profile build (the session's wheel, every feature the system's) and
 on the portable wheel (test_portable_wheel.py). HTTPD_SUITE_MPMS="event worker prefork" runs all three:
     HTTPD_SUITE_MPMS="event worker prefork" bash ci/test -k httpd_suite
 """

@@ -81,6 +81,24 @@ def test_the_portable_profile_lists_no_system_library():
     assert any("CVE-" in p for p in patches)
 
 
+def test_a_system_build_names_what_it_built_in_and_why_apart_from_the_system_s():
+    """The system's OpenSSL, brotli built in (its headers were missing): brotli is a shipped
+    component saying why it is built in, OpenSSL an excluded system one, brotli not that too."""
+    from build_httpd.features import chosen_recipes
+    from build_httpd.recipes import every_recipe
+    recipes = every_recipe()
+    decisions = system_decisions(recipes, {"ssl": "3.0.19", "expat": "2.5.0"})
+    why = "brotli 1.1.0 built in (its headers (brotli/encode.h) were not found by the C compiler)"
+    decisions["brotli"] = Decision(decisions["brotli"].feature, "auto", True, why, "x", "1.1.0", builtin=True)
+    document = report.sbom(chosen_recipes(recipes, decisions), "system", decisions)
+    validate(document)
+    by_name = {c["name"]: c for c in document["components"]}
+    assert by_name["openssl"]["scope"] == "excluded" and "scope" not in by_name["brotli"]
+    assert {"name": "mod_wsgi-httpd:built-in", "value": why} in by_name["brotli"]["properties"]
+    assert [c["name"] for c in document["components"]].count("brotli") == 1
+    assert not {"curl", "nghttp2", "lua"} & set(by_name)
+
+
 def deb(name, version):
     return SystemPackage("deb", "debian", "12", name, version, "amd64")
 

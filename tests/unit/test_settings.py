@@ -6,21 +6,28 @@ from pathlib import Path
 import pytest
 
 from build_httpd.errors import MissingRequirementError, SettingError
-from build_httpd.features import decide, header_visible
-from build_httpd.recipes import all_features, load_recipes
+from build_httpd.features import chosen_recipes, decide, header_visible
+from build_httpd.recipes import all_features, every_recipe, load_recipes
 from build_httpd.settings import load_settings
 
-FEATURES = all_features(load_recipes())
+RECIPES = every_recipe()
+FEATURES = all_features(RECIPES)
 MODES = {n: f.modes for n, f in FEATURES.items()}
+PATH = {"PATH": "/usr/bin:/bin"}
 
 
 def settings(config=None, env=None):
     return load_settings(config, MODES, environ=env or {})
 
 
+def decided(s, features=FEATURES, have=None):
+    """The decisions with this machine's compiler (ci/test installs every -dev package)."""
+    return decide(features, s, RECIPES, "cc", PATH, have)
+
+
 def test_defaults():
     s = settings()
-    assert s.features == {"expat": "required", "ssl": "auto", "http2": "auto", "deflate": "auto", "brotli": "auto",
+    assert s.features == {"expat": "auto", "ssl": "auto", "http2": "auto", "deflate": "auto", "brotli": "auto",
                           "lua": "auto", "proxy-html": "auto", "md": "auto", "ldap": "auto", "session-crypto": "auto"}
     assert s.jobs >= 1 and s.strip and s.use_build_cache and s.sources_dir is None
 
@@ -32,11 +39,13 @@ def test_config_setting_wins_over_environment(tmp_path):
 
 
 @pytest.mark.parametrize("config,env,names", [
-    ({"ssl": "maybe"}, {}, ["-C ssl", "auto, required, off"]),
+    ({"ssl": "maybe"}, {}, ["-C ssl", "auto, system, builtin, required, off"]),
     ({}, {"MOD_WSGI_HTTPD_JOBS": "lots"}, ["MOD_WSGI_HTTPD_JOBS", "whole number"]),
     ({"jobs": "0"}, {}, ["-C jobs"]),
-    ({"colour": "blue"}, {}, ["-C colour", "ssl=auto|required|off"]),
-    ({"expat": "off"}, {}, ["-C expat", "accepts required"]),
+    ({"colour": "blue"}, {}, ["-C colour", "ssl=auto|system|builtin|required|off"]),
+    ({"expat": "off"}, {}, ["-C expat", "accepts auto, system, builtin, required"]),
+    ({"profile": "portable", "ssl": "system"}, {}, ["-C ssl is 'system'", "links none of the system's"]),
+    ({"ssl": "builtin", "ssl-dir": "/opt/ssl"}, {}, ["-C ssl-dir is set, and ssl is builtin", "ssl=auto (or system)"]),
     ({}, {"MOD_WSGI_HTTPD_NO_CACHE": "perhaps"}, ["MOD_WSGI_HTTPD_NO_CACHE", "yes/no"]),
     ({}, {"MOD_WSGI_HTTPD_SOURCES": "/no/such/dir"}, ["MOD_WSGI_HTTPD_SOURCES", "not a directory"]),
 ])
@@ -53,48 +62,73 @@ def test_cache_switches():
     assert settings({"cache": "on"}, {"MOD_WSGI_HTTPD_NO_CACHE": "1"}).use_build_cache
 
 
-def test_required_feature_missing_fails_before_compiling(tmp_path, monkeypatch):
-    """On a system the package data does not know, every system's package is named; on RHEL,
-    dnf's alone."""
+def test_a_system_feature_missing_fails_before_compiling(tmp_path, monkeypatch):
+    """ssl=system insists on the system's OpenSSL. On a system the package data does not know,
+    every system's package is named; on RHEL, dnf's alone."""
     from build_httpd import systems
     empty = tmp_path / "empty"
     (empty / "include").mkdir(parents=True)
-    s = settings({"ssl": "required", "ssl-dir": str(empty)})
+    s = settings({"ssl": "system", "ssl-dir": str(empty)})
     monkeypatch.setattr(systems, "this_system", lambda: None)
     with pytest.raises(MissingRequirementError) as e:
-        decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+        decided(s)
     text = str(e.value)
-    for needle in ("OpenSSL", "HTTPS (mod_ssl)", "openssl/ssl.h", "libssl-dev", "openssl-devel", "openssl-dev",
-                   "brew install openssl@3", "nothing was compiled", "ssl=off"):
+    for needle in ("ssl=system", "OpenSSL", "HTTPS (mod_ssl)", "openssl/ssl.h", "libssl-dev", "openssl-devel",
+                   "openssl-dev", "brew install openssl@3", "nothing was compiled", "ssl=auto (or builtin)"):
         assert needle in text
     monkeypatch.setattr(systems, "this_system", lambda: "fedora")
     with pytest.raises(MissingRequirementError) as e:
-        decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+        decided(s)
     assert "(dnf install openssl-devel)" in str(e.value) and "apt-get" not in str(e.value)
 
 
-def test_auto_feature_missing_is_left_out_with_its_reason(tmp_path):
+def test_auto_builds_in_a_library_whose_headers_are_missing(tmp_path, monkeypatch):
+    """auto never leaves a feature out: brotli's headers are not in brotli-dir, so brotli is
+    built from its recipe, saying why and how to link the system's instead."""
+    from build_httpd import systems
+    monkeypatch.setattr(systems, "this_system", lambda: "debian")
     (tmp_path / "include").mkdir()
-    s = settings({"brotli-dir": str(tmp_path)})
-    decisions = decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
-    assert not decisions["brotli"].built
-    assert "brotli/encode.h" in decisions["brotli"].reason
-    assert decisions["brotli"].configure_args() == ("--disable-brotli",)
+    decisions = decided(settings({"brotli-dir": str(tmp_path)}))
+    brotli = decisions["brotli"]
+    assert brotli.built and brotli.builtin and brotli.source == "built in"
+    assert brotli.reason == (f"brotli {RECIPES['brotli'].version} built in (its headers (brotli/encode.h) were not "
+                             f"found in {tmp_path / 'include'}; apt-get install libbrotli-dev links the system's "
+                             "instead)")
+    assert brotli.configure_args("/v") == ("--with-brotli=/v",)
+    assert brotli.fingerprint == RECIPES["brotli"].source.sha256
+    assert decisions["ssl"].source == "system"
+
+
+def test_a_library_neither_found_nor_buildable_is_one_message_naming_both_ways(tmp_path, monkeypatch):
+    """brotli builds with CMake: without headers and without cmake, the build stops before
+    compiling, naming the system's package, the tool's package, and off."""
+    from build_httpd import systems
+    monkeypatch.setattr(systems, "this_system", lambda: "debian")
+    (tmp_path / "include").mkdir()
+    with pytest.raises(MissingRequirementError) as e:
+        decided(settings({"brotli-dir": str(tmp_path)}), have=lambda tool: tool != "cmake")
+    text = str(e.value)
+    for needle in ("brotli, for brotli compression of responses (mod_brotli)", "apt-get install libbrotli-dev",
+                   "building it in needs cmake, which is not installed (apt-get install cmake)", "brotli=off",
+                   "neither on this system nor can it be built in here, so nothing was compiled"):
+        assert needle in text, text
+    assert decided(settings({"brotli-dir": str(tmp_path), "brotli": "off"}), have=lambda t: t != "cmake")
 
 
 def test_a_found_feature_adds_its_directory_to_configure(tmp_path):
     """ci/test installs libssl-dev: OpenSSL's headers are there for the compiler to find."""
-    decisions = decide(FEATURES, settings(), "cc", {"PATH": "/usr/bin:/bin"})
-    assert decisions["ssl"].built, decisions["ssl"].reason
+    decisions = decided(settings())
+    assert decisions["ssl"].built and not decisions["ssl"].builtin, decisions["ssl"].reason
+    assert decisions["ssl"].reason.startswith("the system's: openssl/ssl.h found by the C compiler")
     assert decisions["ssl"].configure_args() == ()
     assert decisions["ssl"].configure_args("/opt/ssl") == ("--with-ssl=/opt/ssl",)
     assert len(decisions["ssl"].fingerprint) == 64
 
 
 def test_off_feature_is_off_without_looking():
-    decisions = decide(FEATURES, settings({"ssl": "off", "http2": "off"}), "cc", {"PATH": "/usr/bin:/bin"})
+    decisions = decided(settings({"ssl": "off", "http2": "off"}))
     assert decisions["ssl"].configure_args() == ("--disable-ssl",)
-    assert "ssl=off" in decisions["ssl"].reason
+    assert "ssl=off" in decisions["ssl"].reason and decisions["ssl"].on_purpose
 
 
 def test_header_probe_uses_the_real_compiler(tmp_path):
@@ -110,11 +144,11 @@ def test_a_library_directory_without_its_pkgconfig_file_is_refused(tmp_path):
     (tmp_path / "include").mkdir()
     shutil.copytree("/usr/include/openssl", tmp_path / "include" / "openssl")
     with pytest.raises(MissingRequirementError) as e:
-        decide(FEATURES, settings({"ssl-dir": str(tmp_path)}), "cc", {"PATH": "/usr/bin:/bin"})
+        decided(settings({"ssl-dir": str(tmp_path)}))
     assert "lib/pkgconfig/openssl.pc" in str(e.value) and "quietly link the system's OpenSSL" in str(e.value)
     (tmp_path / "lib" / "pkgconfig").mkdir(parents=True)
     (tmp_path / "lib" / "pkgconfig" / "openssl.pc").write_text("Name: OpenSSL\n")
-    assert decide(FEATURES, settings({"ssl-dir": str(tmp_path)}), "cc", {"PATH": "/usr/bin:/bin"})["ssl"].built
+    assert decided(settings({"ssl-dir": str(tmp_path)}))["ssl"].built
 
 
 def test_the_portable_profile_is_a_setting_and_refuses_library_directories(tmp_path):
@@ -130,35 +164,81 @@ def test_the_portable_profile_is_a_setting_and_refuses_library_directories(tmp_p
 
 
 def test_portable_decisions_build_every_feature_from_its_recipe_unless_off():
-    from build_httpd.features import decide_vendored
-    recipes = load_recipes(profile="portable")
-    decisions = decide_vendored(all_features(recipes), settings({"profile": "portable", "brotli": "off"}), recipes)
+    decisions = decided(settings({"profile": "portable", "brotli": "off"}))
     assert not decisions["brotli"].built and decisions["brotli"].reason == "brotli=off was asked for"
     ssl = decisions["ssl"]
-    assert ssl.built and "OpenSSL 3.5" in ssl.reason and ssl.fingerprint == recipes["openssl"].source.sha256
+    assert ssl.builtin and "OpenSSL 3.5" in ssl.reason and ssl.fingerprint == RECIPES["openssl"].source.sha256
 
 
 def test_portable_configure_points_every_feature_at_the_vendor_prefix(tmp_path):
-    from build_httpd.build import configure_args, profile_recipes
-    from build_httpd.features import decide_vendored
+    from build_httpd.build import configure_args
     s = settings({"profile": "portable", "brotli": "off"})
-    recipes = profile_recipes(s)
+    decisions = decided(s)
+    recipes = chosen_recipes(RECIPES, decisions)
     assert "brotli" not in recipes and "brotli" not in recipes["httpd"].depends  # off: not built at all
-    decisions = decide_vendored(all_features(recipes), s, recipes)
     vendor = tmp_path / "vendor"
     httpd = configure_args(recipes["httpd"], tmp_path / "stage", decisions, s, tmp_path / "cache", vendor)
     assert f"--with-ssl={vendor}" in httpd and f"--with-nghttp2={vendor}" in httpd and "--disable-brotli" in httpd
-    assert "--enable-ssl-staticlib-deps" in httpd and "--prefix=/mod_wsgi.httpd" in httpd
+    assert {"--enable-ssl-staticlib-deps", "--enable-nghttp2-staticlib-deps", "--enable-curl-staticlib-deps",
+            "--prefix=/mod_wsgi.httpd"} <= set(httpd)
     openssl = configure_args(recipes["openssl"], tmp_path / "stage", decisions, s, tmp_path / "cache", vendor)
     assert f"--prefix={vendor}" in openssl and "no-shared" in openssl
+    curl = configure_args(recipes["curl"], tmp_path / "stage", decisions, s, tmp_path / "cache", vendor)
+    assert f"--with-openssl={vendor}" in curl and recipes["curl"].depends == ("openssl",)
+    assert "--with-tls=openssl" in configure_args(recipes["openldap"], tmp_path, decisions, s, tmp_path / "c", vendor)
+
+
+def test_a_library_built_in_beside_the_system_s_uses_the_system_s_openssl(tmp_path, monkeypatch):
+    """The system's OpenSSL (its headers found) and mod_md's libraries built in: libcurl and
+    OpenLDAP speak TLS with the system's OpenSSL, no OpenSSL is built, and only what is built in
+    links its archives' dependencies (--enable-curl-staticlib-deps, not ssl's)."""
+    from build_httpd import features
+    from build_httpd.build import configure_args
+    found = features.find_headers
+    monkeypatch.setattr(features, "find_headers", lambda feature, *a, **k: () if feature.name in ("md", "ldap")
+                        else found(feature, *a, **k))
+    s = settings()
+    decisions = decided(s)
+    assert [n for n, d in decisions.items() if d.builtin] == ["md", "ldap"]
+    recipes = chosen_recipes(RECIPES, decisions)
+    assert set(recipes) == {"apr", "apr-util", "pcre2", "httpd", "curl", "jansson", "openldap"}
+    assert recipes["curl"].depends == () and "openssl" not in recipes["httpd"].depends
+    vendor = tmp_path / "v"
+    args = {n: configure_args(r, tmp_path, decisions, s, tmp_path / "c", vendor) for n, r in recipes.items()}
+    assert "--with-openssl" in args["curl"] and not any(a.startswith("--with-openssl=") for a in args["curl"])
+    assert "--with-tls=openssl" in args["openldap"]
+    assert "--enable-curl-staticlib-deps" in args["httpd"] and "--enable-ssl-staticlib-deps" not in args["httpd"]
+    assert f"--with-curl={vendor}" in args["httpd"] and not any(a.startswith("--with-ssl=") for a in args["httpd"])
+    assert f"--with-ldap-lib={vendor}/lib" in args["apr-util"]
+    # ssl built in: session-crypto uses that same OpenSSL, and libcurl links it
+    decisions = decided(settings({"ssl": "builtin"}))
+    assert decisions["ssl"].builtin and decisions["session-crypto"].builtin
+    assert decisions["ssl"].reason.endswith("built in (ssl=builtin was asked for)")
+    recipes = chosen_recipes(RECIPES, decisions)
+    assert recipes["curl"].depends == ("openssl",)
+    assert f"--with-openssl={vendor}" in configure_args(recipes["curl"], tmp_path, decisions, s, tmp_path / "c", vendor)
+
+
+def test_built_in_libraries_are_found_first_and_the_system_s_still_found(tmp_path):
+    """A build that mixes: the vendor prefix first for pkg-config, headers and libraries, the
+    system's pkg-config files after it; the portable profile sees nothing but the vendor prefix."""
+    some = chosen_recipes(RECIPES, decided(settings({"brotli": "builtin"})))
+    system = settings().profile
+    env = system.build_environment({"PKG_CONFIG_PATH": "/opt/pc", "LDFLAGS": "-Wl,-z,now"}, tmp_path, some)
+    assert env["PKG_CONFIG_PATH"] == f"{tmp_path}/lib/pkgconfig:/opt/pc" and "PKG_CONFIG_LIBDIR" not in env
+    assert env["CPATH"] == f"{tmp_path}/include" and env["LDFLAGS"] == f"-L{tmp_path}/lib -Wl,-z,now"
+    assert system.environment({}, some)["LDFLAGS"] == "-Wl,--exclude-libs,libbrotlienc.a:libbrotlicommon.a:libbrotlidec.a"
+    none = chosen_recipes(RECIPES, decided(settings()))
+    assert system.build_environment({"LDFLAGS": "x"}, tmp_path, none) == {"LDFLAGS": "x"}
+    portable = settings({"profile": "portable"}).profile
+    assert portable.build_environment({}, tmp_path, some)["PKG_CONFIG_LIBDIR"] == f"{tmp_path}/lib/pkgconfig"
 
 
 def test_the_target_is_a_setting_and_a_cross_build_is_one_place(tmp_path, monkeypatch):
     """-C target=aarch64 on an x86_64 machine: the cross toolchain in the environment, each
     recipe's cross arguments, the wheel's platform, what the prefix records, and the build key."""
     from build_httpd import profile
-    from build_httpd.build import build_env, configure_args, profile_recipes
-    from build_httpd.features import decide_vendored
+    from build_httpd.build import build_env, configure_args
     monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
     monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
     assert not settings().target.cross and "target" not in settings().describe()
@@ -169,10 +249,10 @@ def test_the_target_is_a_setting_and_a_cross_build_is_one_place(tmp_path, monkey
     with pytest.raises(SettingError) as e:
         settings({"target": "sparc"})
     assert "target=" + "|".join(profile.TARGETS) in str(e.value)
-    recipes = profile_recipes(s)
-    env = build_env(s, "1", recipes)
+    env = build_env(s, "1")
     assert env["CC"] == "aarch64-linux-gnu-gcc" and env["AR"] == "aarch64-linux-gnu-ar" and env["CC_FOR_BUILD"] == "cc"
-    decisions = decide_vendored(all_features(recipes), s, recipes)
+    decisions = decided(s)
+    recipes = chosen_recipes(RECIPES, decisions)
     args = {n: configure_args(r, tmp_path, decisions, s, tmp_path / "cache", tmp_path / "v") for n, r in recipes.items()}
     assert "--host=aarch64-linux-gnu" in args["apr"] and "--host=aarch64-linux-gnu" in args["httpd"]
     assert "linux-aarch64" in args["openssl"] and "-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc" in args["nghttp2"]
@@ -248,18 +328,17 @@ def test_each_target_compiles_with_its_own_toolchain_and_records_plain_cc(name, 
     configure told the host triplet, plain `cc` recorded in the prefix. musl's programs get a
     thread stack Python can live in."""
     from build_httpd import profile
-    from build_httpd.build import build_env, configure_args, profile_recipes
-    from build_httpd.features import decide_vendored
+    from build_httpd.build import build_env, configure_args
     monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
     monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
     monkeypatch.setenv("CC", "gcc")
     s = settings({"profile": "portable", "target": name}, env={})
     assert s.target.foreign and s.describe()["target"] == name
-    recipes = profile_recipes(s)
-    env = build_env(s, "1", recipes)
+    env = build_env(s, "1")
     assert env["CC"].endswith(cc) or env["CC"] == cc, env["CC"]
     assert ("-Wl,-z,stack-size=2097152" in env["LDFLAGS"]) == (s.target.libc.name == "musl")
-    decisions = decide_vendored(all_features(recipes), s, recipes)
+    decisions = decided(s)
+    recipes = chosen_recipes(RECIPES, decisions)
     assert f"--host={host}" in configure_args(recipes["apr"], tmp_path, decisions, s, tmp_path / "c", tmp_path / "v")
     assert s.target.recorded_toolchain()[env["CC"]] == "cc"
 
@@ -283,9 +362,9 @@ def test_on_a_machine_of_the_target_s_own_c_library_its_own_cc_builds_it(monkeyp
 def test_every_debian_module_is_a_feature_found_as_its_distribution_installs_it():
     """ci/test installs the -dev packages: Lua's headers in include/lua5.4/, libxml2's where only
     pkg-config's -I finds them, mod_md's two libraries; each found, with its version."""
-    decisions = decide(FEATURES, settings(), "cc", {"PATH": "/usr/bin:/bin"})
+    decisions = decided(settings())
     for name in ("lua", "proxy-html", "md", "ldap", "session-crypto"):
-        assert decisions[name].built, (name, decisions[name].reason)
+        assert decisions[name].built and not decisions[name].builtin, (name, decisions[name].reason)
         assert decisions[name].version[:1].isdigit(), (name, decisions[name].version)
     assert "lua5.4/lua.h" in decisions["lua"].reason
     assert "curl/curl.h, jansson.h" in decisions["md"].reason
@@ -308,7 +387,7 @@ def test_a_feature_reaches_the_configure_of_every_component_it_needs(tmp_path, m
     args = {}
     for ssl in ("auto", "off"):
         s = settings({"ssl": ssl, "ldap": "auto" if ssl == "auto" else "off"})
-        decisions = decide(FEATURES, s, "cc", {"PATH": "/usr/bin:/bin"})
+        decisions = decided(s)
         args[ssl] = {n: configure_args(recipes[n], tmp_path, decisions, s, tmp_path / "cache", tmp_path / "v")
                      for n in ("apr-util", "httpd")}
     assert {"--with-ldap", "--with-crypto", "--with-openssl"} <= set(args["auto"]["apr-util"])
@@ -320,46 +399,41 @@ def test_a_feature_reaches_the_configure_of_every_component_it_needs(tmp_path, m
 
 
 def test_a_feature_that_needs_another_is_refused_alone_in_one_message():
-    decisions = decide(FEATURES, settings({"ssl": "off"}), "cc", {"PATH": "/usr/bin:/bin"})
-    assert not decisions["md"].built and "needs ssl" in decisions["md"].reason
-    with pytest.raises(MissingRequirementError) as e:
-        decide(FEATURES, settings({"ssl": "off", "md": "required"}), "cc", {"PATH": "/usr/bin:/bin"})
-    assert "md=required needs ssl" in str(e.value) and "md=off" in str(e.value)
+    decisions = decided(settings({"ssl": "off"}))
+    assert not decisions["md"].built and "needs ssl" in decisions["md"].reason and decisions["md"].on_purpose
+    for mode in ("system", "builtin"):
+        with pytest.raises(MissingRequirementError) as e:
+            decided(settings({"ssl": "off", "md": mode}))
+        assert f"md={mode} needs ssl" in str(e.value) and "md=off" in str(e.value)
 
 
 def test_the_portable_profile_builds_every_feature_in():
-    from build_httpd.features import decide_vendored
-    recipes = load_recipes(profile="portable")
-    decisions = decide_vendored(all_features(recipes), settings({"profile": "portable"}), recipes)
-    assert decisions["lua"].built and decisions["lua"].version == recipes["lua"].version
-    assert decisions["proxy-html"].built and decisions["proxy-html"].version == recipes["libxml2"].version
-    assert all(d.built and not d.on_purpose for d in decisions.values()), decisions
+    decisions = decided(settings({"profile": "portable"}))
+    assert decisions["lua"].built and decisions["lua"].version == RECIPES["lua"].version
+    assert decisions["proxy-html"].built and decisions["proxy-html"].version == RECIPES["libxml2"].version
+    assert all(d.builtin and not d.on_purpose for d in decisions.values()), decisions
     # mod_md's two libraries, each named with its version; APR-util's crypto is mod_ssl's OpenSSL recipe
     assert decisions["md"].reason == "libcurl and Jansson (curl 8.22.0, jansson 2.15.1) built in (portable profile)"
-    assert decisions["md"].fingerprint == recipes["curl"].source.sha256 + recipes["jansson"].source.sha256
-    assert decisions["session-crypto"].version == recipes["openssl"].version
-    assert decisions["ldap"].version == recipes["openldap"].version
+    assert decisions["md"].fingerprint == RECIPES["curl"].source.sha256 + RECIPES["jansson"].source.sha256
+    assert decisions["session-crypto"].version == RECIPES["openssl"].version
+    assert decisions["ldap"].version == RECIPES["openldap"].version
 
 
-def test_a_feature_no_recipe_builds_is_left_out_of_the_portable_profile_saying_why():
-    from build_httpd.features import decide_vendored
-    recipes = load_recipes(profile="portable")
-    features = all_features(recipes)
-    features["ldap"] = replace(features["ldap"], not_vendored="no recipe for it here")
-    decisions = decide_vendored(features, settings({"profile": "portable"}), recipes)
-    assert not decisions["ldap"].built and decisions["ldap"].on_purpose
-    assert decisions["ldap"].reason == "not built in the portable profile: no recipe for it here"
+def test_a_feature_no_recipe_builds_and_no_system_library_is_an_error_saying_so(tmp_path):
+    recipes = {n: r for n, r in RECIPES.items() if n != "openldap"}
+    (tmp_path / "include").mkdir()
     with pytest.raises(MissingRequirementError) as e:
-        decide_vendored(features, settings({"profile": "portable", "ldap": "required"}), recipes)
-    assert "ldap=required" in str(e.value) and "profile=system" in str(e.value)
+        decide(FEATURES, settings({"ldap-dir": str(tmp_path)}), recipes, "cc", PATH)
+    assert "OpenLDAP, for LDAP authentication" in str(e.value) and "no recipe here builds it" in str(e.value)
+    assert "ldap=off" in str(e.value)
 
 
 # -- every message whole, every setting's effect (mutation testing found these unasserted) --------
 
-SMALL = {"ssl": ("auto", "required", "off"), "expat": ("required",), "session-crypto": ("auto", "off")}
+SMALL = {"ssl": ("auto", "system", "required", "off"), "expat": ("required",), "session-crypto": ("auto", "off")}
 OPTIONS = ("profile=system|portable, target=" + "|".join(__import__("build_httpd.profile").profile.TARGETS)
            + ", jobs=N, sources=DIR, cache-dir=DIR, cache=on|off, strip=on|off, keep-build=on|off, "
-           "ssl=auto|required|off, expat=required, session-crypto=auto|off, ssl-dir=DIR")
+           "ssl=auto|system|required|off, expat=required, session-crypto=auto|off, ssl-dir=DIR")
 
 
 def small(config=None, env=None):
@@ -382,7 +456,8 @@ def small(config=None, env=None):
      "tarballs. What to do: create it, correct the path, or unset it."),
     ({"profile": "tiny"}, {},
      "-C profile is 'tiny'. the build profiles are system (link the system's OpenSSL, nghttp2, brotli, zlib, "
-     "expat, Lua, libxml2, libcurl, Jansson and OpenLDAP); portable (build OpenSSL, nghttp2, brotli, zlib, "
+     "expat, Lua, libxml2, libcurl, Jansson and OpenLDAP where their headers are found, and build in from the "
+     "recipes those that are not); portable (build OpenSSL, nghttp2, brotli, zlib, "
      "expat, Lua, libxml2, libcurl and Jansson in, static, symbols hidden, and OpenLDAP as a shared library of its "
      "own). What to do: use profile=system or profile=portable."),
     ({"session-crypto": "required"}, {},

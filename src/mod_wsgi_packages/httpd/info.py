@@ -26,8 +26,12 @@ def gather():
 def render(info):
     profile = info.get("profile", "system")
     vendored = [n for n, c in info["components"].items() if c.get("linkage", "").startswith("static")]
-    linked = (f"portable: {', '.join(vendored)} built in (static, symbols hidden)" if profile == "portable"
-              else "system-linked: every feature library (below) is the system's shared library")
+    if profile == "portable":
+        linked = f"portable: {', '.join(vendored)} built in (static, symbols hidden)"
+    elif vendored:
+        linked = f"system: the system's feature libraries where found; {', '.join(vendored)} built in (below)"
+    else:
+        linked = "system: every feature library (below) is the system's shared library"
     lines = [f"mod_wsgi-httpd {info['version']}",
              f"profile:   {linked}",
              f"prefix:    {info['prefix']}",
@@ -51,8 +55,8 @@ def render(info):
     lines += ["", f"MPMs:      {', '.join(info['mpms'])}",
               f"modules:   {', '.join(info['modules'])}", "", "features:"]
     for name, f in info["features"].items():
-        state = "built" if f["built"] else ("off" if f.get("mode") == "off" else "missing")
-        lines.append(f"  {name:<8} {state:<8} {f['gives']} — {f['reason']}")
+        state = (f.get("source") or "built") if f["built"] else ("off" if f.get("mode") == "off" else "missing")
+        lines.append(f"  {name:<14} {state:<8} {f['gives']} — {f['reason']}")
     return "\n".join(lines)
 
 
