@@ -51,6 +51,20 @@ def source_date_epoch(recipes: Mapping[str, Recipe]) -> str:
     return os.environ.get("SOURCE_DATE_EPOCH") or str(recipes["httpd"].source_date_epoch)
 
 
+def pip_cmake_bin() -> Optional[str]:
+    """The directory of the cmake program of CMake from the package index, when this Python has
+    it (get_requires_for_build_wheel asks pip for it on a machine without CMake). Its `cmake`
+    command is a Python script that needs this Python's module path, which the build's
+    environment does not pass on; the program itself needs nothing."""
+    if importlib.util.find_spec("cmake") is None:
+        return None
+    try:
+        import cmake
+    except (ImportError, AssertionError):  # a broken installation: the PATH's cmake, if any, is used
+        return None
+    return cmake.CMAKE_BIN_DIR if os.path.isfile(os.path.join(cmake.CMAKE_BIN_DIR, "cmake")) else None
+
+
 def build_env(settings: Settings, epoch: str) -> Dict[str, str]:
     """The environment the features are decided in and (with the profile's additions for the
     libraries built in, Profile.environment) everything compiles in."""
@@ -58,6 +72,9 @@ def build_env(settings: Settings, epoch: str) -> Dict[str, str]:
     env["SOURCE_DATE_EPOCH"] = epoch  # gcc's __DATE__/__TIME__ (httpd -V "Server built")
     for var in ("PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "DESTDIR"):
         env.pop(var, None)
+    cmake_bin = pip_cmake_bin()
+    if cmake_bin:
+        env["PATH"] = os.pathsep.join(p for p in (cmake_bin, env.get("PATH", "")) if p)
     env = settings.target.environment(env)
     optimise = "-O2" if settings.strip else "-O2 -g"
     env["CFLAGS"] = f"{optimise} {HARDENING_CFLAGS} {env.get('CFLAGS', '')}".strip()

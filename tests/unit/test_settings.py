@@ -524,3 +524,22 @@ def test_describe_names_what_changes_the_build_and_the_target_only_when_foreign(
                                  "profile": "system"}
     foreign = next(name for name, t in TARGETS.items() if t.machine != host_target().machine)
     assert small({"target": foreign}).describe()["target"] == foreign
+
+
+def test_cmake_from_the_package_index_is_run_as_its_program(tmp_path, monkeypatch):
+    """pip's cmake command is a Python script that needs the build environment's module path, which
+    the build does not pass on: its program's own directory goes first on PATH instead."""
+    import sys
+    from build_httpd.build import build_env
+    program = tmp_path / "data" / "bin"
+    program.mkdir(parents=True)
+    (program / "cmake").write_text("#!/bin/sh\n")
+    (tmp_path / "cmake").mkdir()
+    (tmp_path / "cmake" / "__init__.py").write_text(f"CMAKE_BIN_DIR = {str(program)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cmake", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert build_env(settings(), "1")["PATH"] == f"{program}:/usr/bin:/bin"
+    (program / "cmake").unlink()  # a broken installation: PATH as it is
+    monkeypatch.delitem(sys.modules, "cmake", raising=False)
+    assert build_env(settings(), "1")["PATH"] == "/usr/bin:/bin"
