@@ -6,7 +6,7 @@ libcurl, Jansson, OpenLDAP) come from: the system's where found, else built in f
 Target says which machine the binaries are for: an architecture (ARCHES), a C library (LIBCS)
 and the oldest version of it they run on, the toolchain that compiles for it (TOOLCHAINS) and the
 Debian release whose root builds its wheel. The engine asks these objects; it
-never compares names. Adding a target is one row of TARGETS.
+never compares names. Adding a target is one row of recipes/systems/targets.toml (TARGETS).
 
 This module only describes: it imports nothing of the engine (the build decides and checks with
 what it reads here; `python -m build_httpd.profile` lists the targets)."""
@@ -21,11 +21,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .errors import MissingRequirementError, SettingError
+from .errors import MissingRequirementError, RecipeError, SettingError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+# The targets as data: architectures, C libraries, toolchains and target rows (load_targets).
+TARGETS_FILE = Path(__file__).resolve().parent.parent / "recipes" / "systems" / "targets.toml"
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,7 @@ class Libc:
     abi: str  # the last part of the GNU triplet: x86_64-linux-<abi>
     tag: str  # the wheel platform tag's family: <tag>_<floor>_<machine>
     loader: str  # what its dynamic loader's name starts with (an executable's PT_INTERP)
-    # Linker flags every program for it gets. musl gives a thread 128 KB of stack unless the program
-    # asks for more (PT_GNU_STACK's size, read by musl for its default thread stack): a Python
-    # interpreter in a thread of httpd or mod_wsgi needs more than that (CPython 3.11 crashes in
-    # 200 levels of recursion through C at 128 KB; glibc gives 8 MB). 2 MB, as glibc-sized as
-    # reasonable without making 30 idle threads cost much address space.
-    ldflags: str = ""
+    ldflags: str = ""  # linker flags every program for it gets (musl's: a thread stack Python can live in)
     # where a toolchain built for it puts its library (/lib/NAME -> PREFIX/lib/libc.so, {machine}
     # filled in): the loader its programs name, and the name a system of it has
     system_links: Tuple[str, ...] = ()
@@ -153,48 +156,6 @@ class Toolchain:
     wraps: str = ""
 
 
-LIBCS: Dict[str, Libc] = {c.name: c for c in (
-    Libc("glibc", "gnu", "manylinux", "ld-linux"),
-    Libc("musl", "musl", "musllinux", "ld-musl", ldflags="-Wl,-z,stack-size=2097152",
-         # Alpine's names; auditwheel knows a musl system by the second
-         system_links=("ld-musl-{machine}.so.1", "libc.musl-{machine}.so.1")),
-)}
-
-ARCHES: Dict[str, Arch] = {a.machine: a for a in (
-    Arch("x86_64", "amd64", 62, "x86"),
-    Arch("aarch64", "arm64", 183, "aarch64"),
-)}
-
-TOOLCHAINS: Dict[str, Toolchain] = {t.name: t for t in (
-    Toolchain("gcc", "Debian's gcc in a root of the floor's Debian release: that release's glibc is the floor",
-              "cc", "{gnu}-gcc", (),
-              ("gcc-{gnu}", "libc6-dev:{debian}", "libcrypt-dev:{debian}")),
-    # musl 1.2.2 with its gcc specs: the same gcc as the glibc wheels, so one compiler's behaviour
-    # to know; zig's musl is newer (1.2.5) than the floor it would claim
-    Toolchain("musl-gcc", "upstream musl 1.2.2 (the musllinux_1_2 floor; Debian's musl lacks crypt(), which "
-              "APR-util and htpasswd call) built from recipes/toolchains/musl.toml, with the same gcc as the glibc "
-              "wheels",
-              # musl ships no kernel headers (linux/*.h, asm/*): Debian's cross packages of them
-              # hold nothing else, so no glibc header can slip in (Alpine's linux-headers)
-              "{machine}-linux-musl-gcc -idirafter /usr/{gnu}/include",
-              "{machine}-linux-musl-gcc -idirafter /usr/{gnu}/include",
-              ("gcc", "linux-libc-dev-{debian}-cross"),
-              ("gcc-{gnu}", "linux-libc-dev-{debian}-cross"),
-              command="{machine}-linux-musl-gcc", recipe="musl", wraps="musl-gcc"),
-    # No Debian root here is as old as glibc 2.28 (Debian 10's packages are gone from the archive).
-    # zig links against stub libraries of any glibc version, but its own linker refuses
-    # -Wl,--exclude-libs (how the portable profile hides the vendored libraries' symbols) and links
-    # shared objects without crtbegin (an atexit handler in a dlclose'd module crashes at exit;
-    # httpd unloads modules on every graceful restart). So only zig's glibc 2.28 stubs and headers
-    # are taken: gcc and GNU ld compile and link against them, with gcc's own crtbeginS/crtendS.
-    Toolchain("gcc-glibc-sysroot", "gcc and GNU ld against a glibc 2.28 sysroot made from zig's stub libraries "
-              "and headers (ziglang from the package index): no Debian root here has a glibc as old as 2.28",
-              "{machine}-linux-gnu{floor}-gcc", "{machine}-linux-gnu{floor}-gcc",
-              ("gcc", "libc6-dev", "libcrypt-dev"),
-              ("gcc-{gnu}", "libc6-dev-{debian}-cross", "libcrypt-dev:{debian}"), ("ziglang",),
-              own_cc_will_do=False, command="{machine}-linux-gnu{floor}-gcc"),
-)}
-
 # The tools a build names by their plain names, which a cross toolchain prefixes with its triplet.
 _TOOLS = ("gcc", "gcc-ar", "gcc-nm", "gcc-ranlib", "g++", "cpp", "ar", "ranlib", "nm", "strip", "ld", "objdump",
           "objcopy", "readelf")
@@ -208,6 +169,7 @@ class Target:
     toolchain: Toolchain
     build_suite: str  # the Debian release whose root builds its wheel (ci/build-portable-wheel)
     cflags: str = ""  # what this row's compiler needs beyond its toolchain's command
+    hosted: str = ""  # the cibuildwheel image that builds its wheel on the release's hosted CI, if one does
 
     @property
     def name(self) -> str:
@@ -364,16 +326,45 @@ class Target:
         return hint
 
 
-TARGETS: Dict[str, Target] = {t.name: t for t in (
-    Target(ARCHES["x86_64"], LIBCS["glibc"], "2.31", TOOLCHAINS["gcc"], "bullseye"),
-    Target(ARCHES["aarch64"], LIBCS["glibc"], "2.31", TOOLCHAINS["gcc"], "bullseye"),
-    # Debian 11's libcrypt.so.1 (grafted into the wheel) needs nothing newer than glibc 2.25
-    Target(ARCHES["x86_64"], LIBCS["glibc"], "2.28", TOOLCHAINS["gcc-glibc-sysroot"], "bullseye"),
-    Target(ARCHES["aarch64"], LIBCS["glibc"], "2.28", TOOLCHAINS["gcc-glibc-sysroot"], "bullseye"),
-    Target(ARCHES["x86_64"], LIBCS["musl"], "1.2", TOOLCHAINS["musl-gcc"], "bullseye"),
-    # gcc's outline atomics call glibc's private __getauxval, which musl lacks
-    Target(ARCHES["aarch64"], LIBCS["musl"], "1.2", TOOLCHAINS["musl-gcc"], "bullseye", cflags="-mno-outline-atomics"),
-)}
+def _row(kind, table: dict, where: str, path: Path):
+    """One row of the targets file as `kind`, every field by name: a field it does not have, or
+    one missing, is an error naming the file and the row."""
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise RecipeError(f"{path}: {where} has unknown fields {', '.join(unknown)}",
+                          f"its fields are {', '.join(sorted(known))}", "correct the row")
+    try:
+        return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
+    except TypeError as e:
+        raise RecipeError(f"{path}: {where} is incomplete", str(e), "add the missing fields") from None
+
+
+def load_targets(path: Path = TARGETS_FILE):
+    """The architectures, C libraries, toolchains and targets of the targets file: four tables,
+    each keyed by name (a target's name is its wheel tag)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise RecipeError(f"cannot read the targets file {path}", str(e), "restore it from the repository") from None
+    arches = {m: _row(Arch, dict(t, machine=m), f"[arches.{m}]", path) for m, t in data.get("arches", {}).items()}
+    libcs = {n: _row(Libc, dict(t, name=n), f"[libcs.{n}]", path) for n, t in data.get("libcs", {}).items()}
+    toolchains = {n: _row(Toolchain, dict(t, name=n), f"[toolchains.{n}]", path)
+                  for n, t in data.get("toolchains", {}).items()}
+    targets = {}
+    for i, row in enumerate(data.get("targets", [])):
+        where = f"[[targets]] row {i + 1}"
+        for field, table in (("arch", arches), ("libc", libcs), ("toolchain", toolchains)):
+            if row.get(field) not in table:
+                raise RecipeError(f"{path}: {where} names {field} {row.get(field)!r}",
+                                  f"the file's {field}s are {', '.join(table)}", f"correct the row's {field}")
+        target = _row(Target, dict(row, arch=arches[row["arch"]], libc=libcs[row["libc"]],
+                                   toolchain=toolchains[row["toolchain"]]), where, path)
+        targets[target.name] = target
+    return arches, libcs, toolchains, targets
+
+
+ARCHES, LIBCS, TOOLCHAINS, TARGETS = load_targets()
 
 
 def build_machine() -> str:

@@ -543,3 +543,36 @@ def test_cmake_from_the_package_index_is_run_as_its_program(tmp_path, monkeypatc
     (program / "cmake").unlink()  # a broken installation: PATH as it is
     monkeypatch.delitem(sys.modules, "cmake", raising=False)
     assert build_env(settings(), "1")["PATH"] == "/usr/bin:/bin"
+
+
+def test_the_hosted_build_makes_exactly_the_table_s_hosted_rows():
+    """[tool.cibuildwheel] builds, per architecture and C library, in the image the target table's
+    `hosted` names, and no image the table does not name: the rows say which wheel comes from where."""
+    import sys
+    from build_httpd.profile import TARGETS
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    linux = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["tool"]["cibuildwheel"]["linux"]
+    images = {k[:-len("-image")]: v for k, v in linux.items() if k.endswith("-image")}
+    hosted = {f"{t.libc.tag}-{t.machine}": t.hosted for t in TARGETS.values() if t.hosted}
+    assert images == hosted
+    for t in TARGETS.values():  # the image's own tag is the row's
+        assert not t.hosted or t.name == f"{t.hosted}_{t.machine}", t.name
+
+
+def test_a_bad_target_row_is_one_message_naming_the_file(tmp_path):
+    from build_httpd.errors import RecipeError
+    from build_httpd.profile import TARGETS, TARGETS_FILE, load_targets
+    text = TARGETS_FILE.read_text()
+    bad = tmp_path / "targets.toml"
+    bad.write_text(text.replace('build_suite = "bullseye"\n', 'build_suite = "bullseye"\nsuite = "x"\n', 1))
+    with pytest.raises(RecipeError) as e:
+        load_targets(bad)
+    assert f"{bad}: [[targets]] row 1 has unknown fields suite" in str(e.value)
+    bad.write_text(text.replace('arch = "aarch64"\nlibc = "glibc"', 'arch = "sparc"\nlibc = "glibc"', 1))
+    with pytest.raises(RecipeError) as e:
+        load_targets(bad)
+    assert "row 2 names arch 'sparc'" in str(e.value) and "x86_64, aarch64" in str(e.value)
+    assert load_targets()[3] == TARGETS
