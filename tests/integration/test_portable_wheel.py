@@ -270,7 +270,7 @@ def test_the_sdist_on_a_bare_machine_is_the_whole_apache(machine, wheel, foreign
     again = re.search(r"reinstalled from the build cache in (\d+) s", output)
     assert compiled and again and "Building wheel for mod_wsgi-httpd" in output, output[-8000:]
     assert output.count("build cache hit") == 1, output[-8000:]  # the reinstall's (pip -v), from the first one's
-    built = json.loads(next(line for line in output.splitlines() if line.startswith("modules: "))[len("modules: "):])
+    built = json.loads(next(line for line in output.splitlines() if line.startswith("bare build: "))[len("bare build: "):])
     with zipfile.ZipFile(wheel) as whl:
         system = json.loads(whl.read("mod_wsgi_packages/httpd/build-info.json"))
     assert (built["mpms"], built["modules"]) == (system["mpms"], system["modules"]), \
