@@ -215,13 +215,14 @@ def decide(features: Mapping[str, Feature], settings: Settings, recipes, cc: str
             seen, why = _from_headers(feature, mode, settings, cc, env, missing)
             if seen is not None:
                 return seen
-            if mode == "system":
-                setting = feature.library_feature
+            setting = feature.library_feature
+            if mode == "system" or setting in settings.feature_dirs:  # the system's, or one named by -dir
+                asked = f"{setting}-dir" if setting in settings.feature_dirs else f"{feature.name}=system"
                 missing.append(
-                    f"{feature.name}=system: {feature.library} is wanted from this system for {feature.gives}, but "
-                    f"{why}. Install the development package ({how_to_install(feature.packages)}), or point "
+                    f"{asked}: {feature.library} is wanted from this system for {feature.gives}, but {why}. Install "
+                    f"the development package ({how_to_install(feature.packages)}), or point "
                     f"MOD_WSGI_HTTPD_{setting.upper().replace('-', '_')}_DIR (-C {setting}-dir=DIR) at its "
-                    f"installation prefix, or build it in with {feature.name}=auto (or builtin).")
+                    f"installation prefix, or build it in with {feature.name}=auto (or builtin) and no {setting}-dir.")
                 return Decision(feature, mode, False, why)
             why += f"; {how_to_install(feature.packages)} links the system's instead"
         return _built_in(feature, mode, built_by.get(feature.library_feature, ()), why, missing, have)
@@ -267,8 +268,9 @@ def _built_in(feature: Feature, mode: str, vendored, why: str, missing: List[str
         cannot = (f"building it in needs {' and '.join(lacking)}, which {'is' if len(lacking) == 1 else 'are'} not "
                   f"installed ({'; '.join(how_to_install(tool_packages(t)) for t in lacking)})" if lacking
                   else "no recipe here builds it")
-        missing.append(f"{feature.library}, for {feature.gives}: {why}, and {cannot}. Install what is named here, "
-                       f"or set {feature.name}=off to build without it.")
+        off = f", or set {feature.name}=off to build without it" if "off" in feature.modes else ""
+        missing.append(f"{feature.library}, for {feature.gives}: {why}, and {cannot}. Install what is named "
+                       f"here{off}.")
         return Decision(feature, mode, False, f"{why}; {cannot}")
     what = (f"{feature.library} {vendored[0].version}" if len(vendored) == 1 else
             f"{feature.library} ({', '.join(f'{r.name} {r.version}' for r in vendored)})")

@@ -63,56 +63,64 @@ def test_cache_switches():
 
 
 def test_a_system_feature_missing_fails_before_compiling(tmp_path, monkeypatch):
-    """ssl=system insists on the system's OpenSSL. On a system the package data does not know,
-    every system's package is named; on RHEL, dnf's alone."""
-    from build_httpd import systems
+    """ssl=system insists on the system's OpenSSL, and so does an ssl-dir (the library is taken from
+    there or not at all). On a system the package data does not know, every system's package is
+    named; on RHEL, dnf's alone."""
+    from build_httpd import features, systems
     empty = tmp_path / "empty"
     (empty / "include").mkdir(parents=True)
-    s = settings({"ssl": "system", "ssl-dir": str(empty)})
     monkeypatch.setattr(systems, "this_system", lambda: None)
     with pytest.raises(MissingRequirementError) as e:
-        decided(s)
+        decided(settings({"ssl-dir": str(empty)}))
     text = str(e.value)
-    for needle in ("ssl=system", "OpenSSL", "HTTPS (mod_ssl)", "openssl/ssl.h", "libssl-dev", "openssl-devel",
-                   "openssl-dev", "brew install openssl@3", "nothing was compiled", "ssl=auto (or builtin)"):
-        assert needle in text
+    for needle in ("ssl-dir: OpenSSL is wanted from this system", "HTTPS (mod_ssl)", "openssl/ssl.h",
+                   f"not found in {empty / 'include'}", "libssl-dev", "openssl-devel", "openssl-dev",
+                   "brew install openssl@3", "nothing was compiled", "ssl=auto (or builtin) and no ssl-dir"):
+        assert needle in text, needle
+    monkeypatch.setattr(features, "find_headers", lambda feature, *a, **k: ())
     monkeypatch.setattr(systems, "this_system", lambda: "fedora")
     with pytest.raises(MissingRequirementError) as e:
-        decided(s)
+        decided(settings({"ssl": "system"}))
+    assert "ssl=system: OpenSSL is wanted from this system" in str(e.value) and "by the C compiler" in str(e.value)
     assert "(dnf install openssl-devel)" in str(e.value) and "apt-get" not in str(e.value)
 
 
-def test_auto_builds_in_a_library_whose_headers_are_missing(tmp_path, monkeypatch):
-    """auto never leaves a feature out: brotli's headers are not in brotli-dir, so brotli is
+def test_auto_builds_in_a_library_whose_headers_are_missing(monkeypatch):
+    """auto never leaves a feature out: the compiler does not see brotli's headers, so brotli is
     built from its recipe, saying why and how to link the system's instead."""
-    from build_httpd import systems
+    from build_httpd import features, systems
+    found = features.find_headers
+    monkeypatch.setattr(features, "find_headers", lambda feature, *a, **k: () if feature.name == "brotli"
+                        else found(feature, *a, **k))
     monkeypatch.setattr(systems, "this_system", lambda: "debian")
-    (tmp_path / "include").mkdir()
-    decisions = decided(settings({"brotli-dir": str(tmp_path)}))
+    decisions = decided(settings())
     brotli = decisions["brotli"]
     assert brotli.built and brotli.builtin and brotli.source == "built in"
     assert brotli.reason == (f"brotli {RECIPES['brotli'].version} built in (its headers (brotli/encode.h) were not "
-                             f"found in {tmp_path / 'include'}; apt-get install libbrotli-dev links the system's "
-                             "instead)")
+                             "found by the C compiler; apt-get install libbrotli-dev links the system's instead)")
     assert brotli.configure_args("/v") == ("--with-brotli=/v",)
     assert brotli.fingerprint == RECIPES["brotli"].source.sha256
     assert decisions["ssl"].source == "system"
 
 
-def test_a_library_neither_found_nor_buildable_is_one_message_naming_both_ways(tmp_path, monkeypatch):
+def test_a_library_neither_found_nor_buildable_is_one_message_naming_both_ways(monkeypatch):
     """brotli builds with CMake: without headers and without cmake, the build stops before
     compiling, naming the system's package, the tool's package, and off."""
-    from build_httpd import systems
+    from build_httpd import features, systems
     monkeypatch.setattr(systems, "this_system", lambda: "debian")
-    (tmp_path / "include").mkdir()
+    monkeypatch.setattr(features, "find_headers", lambda feature, *a, **k: ())
     with pytest.raises(MissingRequirementError) as e:
-        decided(settings({"brotli-dir": str(tmp_path)}), have=lambda tool: tool != "cmake")
+        decided(settings(), have=lambda tool: tool != "cmake")
     text = str(e.value)
     for needle in ("brotli, for brotli compression of responses (mod_brotli)", "apt-get install libbrotli-dev",
                    "building it in needs cmake, which is not installed (apt-get install cmake)", "brotli=off",
                    "neither on this system nor can it be built in here, so nothing was compiled"):
         assert needle in text, text
-    assert decided(settings({"brotli-dir": str(tmp_path), "brotli": "off"}), have=lambda t: t != "cmake")
+    off = {n: "off" for n in FEATURES if "off" in FEATURES[n].modes}
+    assert decided(settings(off), have=lambda t: t != "perl")["brotli"].on_purpose  # only OpenSSL needs Perl
+    with pytest.raises(MissingRequirementError) as e:  # expat cannot be off: no such way out is offered
+        decided(settings(off), have=lambda t: t != "cmake")
+    assert "expat, for XML parsing" in str(e.value) and "expat=off" not in str(e.value)
 
 
 def test_a_found_feature_adds_its_directory_to_configure(tmp_path):
@@ -419,11 +427,12 @@ def test_the_portable_profile_builds_every_feature_in():
     assert decisions["ldap"].version == RECIPES["openldap"].version
 
 
-def test_a_feature_no_recipe_builds_and_no_system_library_is_an_error_saying_so(tmp_path):
+def test_a_feature_no_recipe_builds_and_no_system_library_is_an_error_saying_so(monkeypatch):
+    from build_httpd import features
+    monkeypatch.setattr(features, "find_headers", lambda feature, *a, **k: ())
     recipes = {n: r for n, r in RECIPES.items() if n != "openldap"}
-    (tmp_path / "include").mkdir()
     with pytest.raises(MissingRequirementError) as e:
-        decide(FEATURES, settings({"ldap-dir": str(tmp_path)}), recipes, "cc", PATH)
+        decide(FEATURES, settings(), recipes, "cc", PATH)
     assert "OpenLDAP, for LDAP authentication" in str(e.value) and "no recipe here builds it" in str(e.value)
     assert "ldap=off" in str(e.value)
 
