@@ -67,6 +67,25 @@ def shared_dir(prefix):
 _PORTS_HANDED_OUT = set()
 
 
+def fresh_root_unavailable():
+    """Why ci/fresh-root cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "ci/fresh-root needs root (debootstrap, chroot, namespaces)"
+    if not (ROOT / ".git").exists() or not shutil.which("git"):
+        return "ci/fresh-root copies a `git archive` of HEAD: this is not a git checkout"
+    if not shutil.which("unshare"):
+        return "ci/fresh-root needs unshare (util-linux)"
+    return None
+
+
+@pytest.fixture
+def requires_fresh_root():
+    """For a test that runs ci/fresh-root: skipped, saying why, where it cannot run."""
+    why = fresh_root_unavailable()
+    if why:
+        pytest.skip(why)
+
+
 def free_port():
     """A port nobody listens on, and one this session has not handed out already (two calls in a
     row may otherwise get the same port back from the kernel)."""

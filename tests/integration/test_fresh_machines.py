@@ -9,7 +9,6 @@ committed HEAD: uncommitted changes are not in it.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 
@@ -23,21 +22,8 @@ SUITES = os.environ.get("FRESH_ROOT_SUITES", "bookworm").split()
 SERVE_TIMEOUT = 5400 if os.environ.get("FRESH_ROOT_ARCH") else 1500
 
 
-def fresh_root_available():
-    if os.geteuid() != 0:
-        return "ci/fresh-root needs root (debootstrap, chroot, namespaces)"
-    if not (ROOT / ".git").exists() or not shutil.which("git"):
-        return "ci/fresh-root copies a `git archive` of HEAD: this is not a git checkout"
-    if not shutil.which("unshare"):
-        return "ci/fresh-root needs unshare (util-linux)"
-    return None
-
-
 @pytest.mark.parametrize("suite", SUITES)
-def test_readme_command_1_serves_hello_world_on_a_fresh_debian(suite, tmp_path):
-    why = fresh_root_available()
-    if why:
-        pytest.skip(why)
+def test_readme_command_1_serves_hello_world_on_a_fresh_debian(suite, tmp_path, requires_fresh_root):
     port = free_port()
     log = tmp_path / "serve-hello.log"
     env = dict(os.environ, FRESH_ROOT_ENV=f"PORT={port}")

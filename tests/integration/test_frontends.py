@@ -11,15 +11,11 @@ import zipfile
 import pytest
 
 from .conftest import RECIPES, ROOT, VERSION
-from .test_fresh_machines import fresh_root_available
 
 TIMEOUT = 2400  # seconds: apt-get, one build of httpd from scratch and a cached one, on 2 CPUs
 
 
-def test_python_m_build_and_uv_build_give_wheels_from_empty_caches(tmp_path):
-    why = fresh_root_available()
-    if why:
-        pytest.skip(why)
+def test_python_m_build_and_uv_build_give_wheels_from_empty_caches(tmp_path, requires_fresh_root):
     out = tmp_path / "out"
     out.mkdir()
     result = subprocess.run(["bash", ROOT / "ci" / "fresh-root", "bookworm", "bash", "ci/frontend-builds"],

@@ -25,8 +25,8 @@ import zipfile
 
 import pytest
 
-from .conftest import ROOT, VERSION, assert_sbom_names_every_linked_library, free_port, make_venv, run
-from .test_fresh_machines import fresh_root_available
+from .conftest import (ROOT, VERSION, assert_sbom_names_every_linked_library, free_port, fresh_root_unavailable,
+                       make_venv, run)
 
 sys.path.insert(0, str(ROOT / "ci"))
 from local_index import local_index  # noqa: E402
@@ -86,7 +86,7 @@ def wheels(tmp_path_factory):
                    else "its own toolchain made, then checked in its own roots")
             pytest.skip(f"the {machine} wheel is built and checked on request only: PORTABLE_TARGETS="
                         f"\"{' '.join(WANTED + [machine])}\" ({how}: BENCHMARKS.md has the time)")
-        why = fresh_root_available()
+        why = fresh_root_unavailable()
         if why:
             pytest.skip(why)
         given = os.environ.get("PORTABLE_WHEEL", "")
@@ -245,7 +245,8 @@ def test_the_portable_wheel_serves_https_and_http2_on_a_fresh_debian(machine, su
 
 @pytest.mark.parametrize("machine", [HOST] + [m for m in MACHINES if TARGETS[m].libc.name != "glibc"
                                               and not TARGETS[m].cross])
-def test_the_sdist_on_a_bare_machine_is_the_whole_apache(machine, wheel, foreign_libc_system, tmp_path):
+def test_the_sdist_on_a_bare_machine_is_the_whole_apache(machine, wheel, foreign_libc_system, tmp_path,
+                                                         requires_fresh_root):
     """Issue 35: `pip install` of the sdist, the default settings, as an ordinary user, on a fresh
     machine with a compiler, Perl and Python's headers and no library's -dev package: every library
     whose headers are missing is built in, so the build has every module of the system build
@@ -259,9 +260,6 @@ def test_the_sdist_on_a_bare_machine_is_the_whole_apache(machine, wheel, foreign
     if musl and (machine not in WANTED or not os.environ.get("PORTABLE_FROM_SDIST")):
         pytest.skip(f"the sdist route on {machine} is built and checked on request only: "
                     f"PORTABLE_TARGETS={machine} PORTABLE_FROM_SDIST=1")
-    why = fresh_root_available()
-    if why:
-        pytest.skip(why)
     sdist = tmp_path / "in" / "sdist"
     run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", sdist, ROOT])
     output = checked_in_a_fresh_root(target, "bookworm", foreign_libc_system(target), tmp_path, "BARE=1",

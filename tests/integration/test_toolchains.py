@@ -55,15 +55,11 @@ if "$cc" new.c -o new 2>new.err; then echo "pidfd_open linked"; else echo "pidfd
 """
 
 
-def test_the_glibc_2_28_sysroot_links_nothing_newer_and_dlclose_runs_atexit(tmp_path):
+def test_the_glibc_2_28_sysroot_links_nothing_newer_and_dlclose_runs_atexit(tmp_path, requires_fresh_root):
     """Made in a fresh Debian 11 root (the build root of the 2.28 wheels): a program and a module
     built with it need nothing newer than GLIBC_2.28 (threads, dlopen, libm, libcrypt, fortified
     calls), the module's atexit handler runs when it is unloaded, and a function glibc 2.28 lacks
     (pidfd_open, 2.36) does not link."""
-    from .test_fresh_machines import fresh_root_available
-    why = fresh_root_available()
-    if why:
-        pytest.skip(why)
     inbox = tmp_path / "in"
     inbox.mkdir()
     (inbox / "mod.c").write_text(MODULE)
