@@ -201,7 +201,7 @@ def decide(features: Mapping[str, Feature], settings: Settings, recipes, cc: str
     built_by = providers(recipes)
     if have is None:
         def have(tool: str) -> bool:
-            return shutil.which(tool, path=env.get("PATH")) is not None
+            return runs(tool, env)
 
     def decide_one(feature: Feature, mode: str, missing: List[str], decisions: Mapping[str, Decision]) -> Decision:
         shared = decisions.get(feature.same_library_as)
@@ -230,6 +230,18 @@ def decide(features: Mapping[str, Feature], settings: Settings, recipes, cc: str
     return _decide_each(features, settings, decide_one,
                         ("a feature's library is neither on this system nor can it be built in here, so nothing "
                          "was compiled", "do what is named above, then run the install again"))
+
+
+def runs(tool: str, env: Mapping[str, str]) -> bool:
+    """Whether a build tool is on PATH and runs here (`TOOL --version`): CMake from the package
+    index for musllinux needs a newer musl than 1.2.2, where it is installed but cannot start."""
+    found = shutil.which(tool, path=env.get("PATH"))
+    if found is None:
+        return False
+    try:
+        return subprocess.run([found, "--version"], capture_output=True, env=dict(env), timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _from_headers(feature: Feature, mode: str, settings: Settings, cc: str, env: Mapping[str, str],
@@ -266,7 +278,8 @@ def _built_in(feature: Feature, mode: str, vendored, why: str, missing: List[str
     lacking = list(dict.fromkeys(t for r in vendored for t in r.build_tools if not have(t)))
     if not vendored or lacking:
         cannot = (f"building it in needs {' and '.join(lacking)}, which {'is' if len(lacking) == 1 else 'are'} not "
-                  f"installed ({'; '.join(how_to_install(tool_packages(t)) for t in lacking)})" if lacking
+                  f"installed or does not run here ({'; '.join(how_to_install(tool_packages(t)) for t in lacking)})"
+                  if lacking
                   else "no recipe here builds it")
         off = f", or set {feature.name}=off to build without it" if "off" in feature.modes else ""
         missing.append(f"{feature.library}, for {feature.gives}: {why}, and {cannot}. Install what is named "

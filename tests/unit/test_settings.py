@@ -113,7 +113,7 @@ def test_a_library_neither_found_nor_buildable_is_one_message_naming_both_ways(m
         decided(settings(), have=lambda tool: tool != "cmake")
     text = str(e.value)
     for needle in ("brotli, for brotli compression of responses (mod_brotli)", "apt-get install libbrotli-dev",
-                   "building it in needs cmake, which is not installed (apt-get install cmake)", "brotli=off",
+                   "building it in needs cmake, which is not installed or does not run here (apt-get install cmake)", "brotli=off",
                    "neither on this system nor can it be built in here, so nothing was compiled"):
         assert needle in text, text
     off = {n: "off" for n in FEATURES if "off" in FEATURES[n].modes}
@@ -533,6 +533,17 @@ def test_describe_names_what_changes_the_build_and_the_target_only_when_foreign(
                                  "profile": "system"}
     foreign = next(name for name, t in TARGETS.items() if t.machine != host_target().machine)
     assert small({"target": foreign}).describe()["target"] == foreign
+
+
+def test_a_build_tool_counts_only_when_it_runs(tmp_path):
+    """A tool on PATH that cannot start (pip's musllinux cmake on musl 1.2.2) is as missing."""
+    from build_httpd.features import runs
+    (tmp_path / "cmake").write_text("#!/bin/sh\nexit 127\n")
+    (tmp_path / "perl").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("cmake", "perl"):
+        (tmp_path / tool).chmod(0o755)
+    env = {"PATH": str(tmp_path)}
+    assert runs("perl", env) and not runs("cmake", env) and not runs("make", env)
 
 
 def test_cmake_from_the_package_index_is_run_as_its_program(tmp_path, monkeypatch):
