@@ -8,6 +8,8 @@ once for all (CONF below; only module paths differ):
   ours      this checkout's system build, `pip install .` into a virtualenv of the same python3,
             with pip's mod_wsgi compiled against it (the build cache makes a second run quick)
   portable  with --wheel PATH: that portable wheel, installed the same way
+  NAME      with --checkout NAME=DIR (repeatable): another source tree's system build, as ours
+            (a change measured against the commit before it, in the same run)
 Workloads (wrk and h2load from the distribution; each run --duration seconds):
   static-1k     1 KB file, HTTP/1.1 keep-alive, wrk -c32
   tls-1k        the same over TLS (2048-bit RSA)
@@ -22,7 +24,8 @@ table gives the medians of --rounds rounds and each server's ratio to debian's. 
 (/proc/PID/smaps_rollup) of httpd's own processes, and apart of the WSGI daemon, idle after the
 start and after all the load.
 
-    python3 bench/serve.py [--rounds 3] [--duration 8] [--wheel PATH] [--json OUT]   (as root)
+    python3 bench/serve.py [--rounds 3] [--duration 8] [--wheel PATH] [--checkout NAME=DIR] [--json OUT]
+    (as root)
 """
 
 import argparse
@@ -258,12 +261,13 @@ def loads_for(binary: Path, modules_dir: Path, wsgi: str) -> str:
                      + [wsgi])
 
 
-def servers(tmp: Path, wheel, tls: Path, docroot: Path, app: Path) -> list:
+def servers(tmp: Path, wheel, checkouts, tls: Path, docroot: Path, app: Path) -> list:
     debian = Path("/usr/sbin/apache2")
     made = [Server("debian", debian,
                    loads_for(debian, DEBIAN_MODULES, f"LoadModule wsgi_module {DEBIAN_MODULES / 'mod_wsgi.so'}"),
                    tmp, tls, docroot, app)]
-    builds = [("ours", [str(ROOT)])] + ([("portable", ["--no-deps", str(wheel)])] if wheel else [])
+    builds = [("ours", [str(ROOT)])] + [(name, [str(Path(d).resolve())]) for name, d in checkouts] + \
+        ([("portable", ["--no-deps", str(wheel)])] if wheel else [])
     for name, install in builds:
         venv = venv_with(tmp, f"venv-{name}", install)
         prefix = Path(sh([venv / "bin" / "python", "-c",
@@ -279,6 +283,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--wheel", help="a portable wheel: a third server")
+    parser.add_argument("--checkout", action="append", default=[], metavar="NAME=DIR",
+                        help="another source tree, built and served as ours is")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -289,7 +295,10 @@ def main() -> int:
     tls, docroot = certificate(tmp), content(tmp)
     app = tmp / "hello.wsgi"
     app.write_text(HELLO)
-    running = servers(tmp, args.wheel, tls, docroot, app)
+    checkouts = [c.split("=", 1) for c in args.checkout]
+    if any(len(c) != 2 or c[0] in ("debian", "ours", "portable") for c in checkouts):
+        parser.error("--checkout takes NAME=DIR, NAME not debian, ours or portable")
+    running = servers(tmp, args.wheel, checkouts, tls, docroot, app)
     rates = {s.name: {w: [] for w in WORKLOADS} for s in running}
     memory = {}
     try:

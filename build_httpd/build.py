@@ -201,10 +201,10 @@ def config_cache(work: Path, libs: str) -> Path:
 
 
 def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
-                    configure: list, settings: Settings, env: Dict[str, str]) -> None:
+                    configure: list, settings: Settings, env: Dict[str, str], background: bool = False) -> None:
     """One component, start to finish. It installs into a directory of its own, fixes up only its
     own files there, and then moves them into the shared stage: components building at the same
-    time never touch each other's files."""
+    time never touch each other's files. A background one compiles at a lower CPU priority."""
     logs = work / "logs"
     stage = stage_root / PREFIX.lstrip("/")
     own_root = work / f"dest-{recipe.name}"
@@ -213,8 +213,8 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
 
     def step(name: str, argv) -> None:
         with phase(f"{name} {recipe.name}"):
-            run(argv, component=recipe.name, step=name, log_path=logs / f"{recipe.name}-{name}.log",
-                cwd=src, env=env)
+            run(["nice", "-n", "10", *argv] if background else argv, component=recipe.name, step=name,
+                log_path=logs / f"{recipe.name}-{name}.log", cwd=src, env=env)
 
     # a vendored library installs straight into the build's private vendor prefix (DESTDIR empty);
     # a plain Makefile (Lua's) is told the toolchain on its command line
@@ -247,11 +247,22 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
     shutil.rmtree(own_root)
 
 
+def side_branches(recipes: Mapping[str, Recipe]) -> set:
+    """The components that need nothing and that only the last one needs (PCRE2; nghttp2, brotli,
+    Lua, … when built in): they compile at a lower CPU priority, beside the chains the last one
+    waits for longest (APR → APR-util; OpenSSL → libcurl and OpenLDAP → APR-util when those are
+    built in), which get the CPUs first."""
+    needed_by = {n: {m for m, r in recipes.items() if n in r.depends} for n in recipes}
+    last = {n for n, users in needed_by.items() if not users}
+    return {n for n, users in needed_by.items() if users and users <= last and not recipes[n].depends}
+
+
 def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Path, stage_root: Path,
               args: Mapping[str, list], settings: Settings, env, build=None) -> None:
     """Each component starts as soon as everything it depends on is installed (APR ∥ PCRE2;
-    APR-util as soon as APR is done, whatever PCRE2 is doing)."""
+    APR-util as soon as APR is done, whatever PCRE2 is doing); the side branches in the background."""
     build = build or build_component
+    background = side_branches(recipes)
     (work / "src").mkdir(parents=True, exist_ok=True)
     (stage_root / PREFIX.lstrip("/")).mkdir(parents=True, exist_ok=True)
     done: set = set()
@@ -262,7 +273,7 @@ def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Pa
                 if name not in done and name not in running.values() and set(recipe.depends) <= done:
                     own_env = dict(env, LIBS=link_libs(name, recipes, env.get("LIBS", "")))
                     future = pool.submit(build, recipe, tarballs[recipe.source.filename], work,
-                                         stage_root, args[name], settings, own_env)
+                                         stage_root, args[name], settings, own_env, background=name in background)
                     running[future] = name
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:

@@ -125,17 +125,18 @@ def test_each_component_starts_as_soon_as_its_own_dependencies_are_installed(tmp
     duration = {"apr": 0.1, "pcre2": 0.8, "apr-util": 0.1, "httpd": 0.1}
     events, lock = [], threading.Lock()
 
-    def fake(recipe, *args):
+    def fake(recipe, *args, background):
         with lock:
-            events.append(("start", recipe.name, time.monotonic()))
+            events.append(("start", recipe.name, time.monotonic(), background))
         time.sleep(duration[recipe.name])
         with lock:
-            events.append(("end", recipe.name, time.monotonic()))
+            events.append(("end", recipe.name, time.monotonic(), background))
 
     tarballs = {r.source.filename: None for r in recipes.values()}
     build.build_all(recipes, tarballs, tmp_path, tmp_path / "dest", {n: [] for n in recipes}, None, {}, build=fake)
-    at = {(kind, name): t for kind, name, t in events}
+    at = {(kind, name): t for kind, name, t, _ in events}
     assert at[("start", "apr-util")] < at[("end", "pcre2")]
+    assert {name for kind, name, _, background in events if background} == {"pcre2"}  # only httpd needs it
     for name, recipe in recipes.items():
         for dep in recipe.depends:
             assert at[("end", dep)] <= at[("start", name)], (dep, name)
@@ -144,13 +145,26 @@ def test_each_component_starts_as_soon_as_its_own_dependencies_are_installed(tmp
 def test_a_failing_component_stops_the_build_with_its_error(tmp_path):
     recipes = load_recipes()
 
-    def fake(recipe, *args):
+    def fake(recipe, *args, **kwargs):
         if recipe.name == "pcre2":
             raise MissingRequirementError("pcre2 broke")
 
     tarballs = {r.source.filename: None for r in recipes.values()}
     with pytest.raises(MissingRequirementError, match="pcre2 broke"):
         build.build_all(recipes, tarballs, tmp_path, tmp_path / "dest", {n: [] for n in recipes}, None, {}, build=fake)
+
+
+def test_the_libraries_only_httpd_needs_compile_in_the_background():
+    """Built in, OpenSSL, libcurl, OpenLDAP, expat, APR and APR-util are the chain httpd waits for;
+    the rest compile beside it at a lower priority."""
+    from build_httpd.features import chosen_recipes, decide
+    from build_httpd.recipes import all_features, every_recipe
+    from build_httpd.settings import load_settings
+    recipes = every_recipe()
+    features = all_features(recipes)
+    settings = load_settings({"profile": "portable"}, {n: f.modes for n, f in features.items()}, environ={})
+    chosen = chosen_recipes(recipes, decide(features, settings, recipes, "cc", {}, have=lambda tool: True))
+    assert build.side_branches(chosen) == {"pcre2", "nghttp2", "brotli", "zlib", "lua", "libxml2", "jansson"}
 
 
 # -- the build directory --------------------------------------------------------------------------
