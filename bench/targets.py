@@ -2,7 +2,7 @@
 """Every portable target in one run: build time, wheel size, install time, and whether two runs
 give the same bytes.
 
-For each target (default: every row of TARGETS in build_httpd/profile.py, in that order), one
+For each target (default: every row of recipes/systems/targets.toml, in that order), one
 after another on this machine:
   - build time: the whole `bash ci/build-portable-wheel --target NAME OUTDIR/NAME` (a fresh root,
     its toolchain, the release artifacts from this checkout's HEAD, the offline build, auditwheel);

@@ -5,9 +5,9 @@ machine's gcc (the manylinux_2_28 targets: zig's stub libraries and headers of t
 
     python -m build_httpd.toolchain TARGET PREFIX [--sources DIR] [--loader]
 
-TARGET is a row of TARGETS (its wheel tag). A recipe's source is found and verified as every
-recipe's is (DIR, the recipe's URLs, Debian's archive) and compiled with the build machine's gcc
-for the target's architecture. Either is staged, then moved into PREFIX; PREFIX/bin gets the
+TARGET is a row of recipes/systems/targets.toml (its wheel tag). A recipe's source is found and
+verified as every recipe's is (DIR, the recipe's URLs, Debian's archive) and compiled with the build
+machine's gcc for the target's architecture. Either is staged, then moved into PREFIX; PREFIX/bin gets the
 command the target's cc calls (x86_64-linux-musl-gcc, x86_64-linux-gnu2.28-gcc): put PREFIX/bin
 on PATH. --loader (as root, in a build
 or test root) links the C library's dynamic loader where its programs look for it
