@@ -8,8 +8,6 @@ import os
 import subprocess
 import zipfile
 
-import pytest
-
 from .conftest import RECIPES, ROOT, VERSION
 
 TIMEOUT = 2400  # seconds: apt-get, one build of httpd from scratch and a cached one, on 2 CPUs

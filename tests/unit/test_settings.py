@@ -1,6 +1,5 @@
 """Config settings and environment variables: validated, with one clear message each."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
