@@ -446,9 +446,9 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
             relocate.check_target(stage, settings.target.arch.elf_machine, settings.target.libc.loader,
                                   settings.target.name)
             conftree.check_all_load(stage)
-            if vendored_archives(recipes):  # the promise: the built-in libraries' symbols stay private
-                relocate.check_hidden(stage, [vendor / "lib" / a for a in vendored_archives(recipes)],
-                                      settings.target.tool("nm"))
+            archives = vendored_archives(recipes)
+            if archives:  # the promise: the built-in libraries' symbols stay private
+                relocate.check_hidden(stage, [vendor / "lib" / a for a in archives], settings.target.tool("nm"))
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")
