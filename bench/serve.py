@@ -120,8 +120,9 @@ def free_port() -> int:
 
 def ensure_packages() -> None:
     """The distribution's server, its mod_wsgi and the clients; nothing started on port 80."""
-    missing = [p for p in PACKAGES if subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
-                                                     text=True).stdout != "install ok installed"]
+    installed = sh(["bash", "-c", '. ci/system-packages.sh && installed_packages "$@"', "-", *PACKAGES],
+                   cwd=ROOT).stdout.split()
+    missing = [p for p in PACKAGES if p not in installed]
     if not missing:
         return
     policy = Path("/usr/sbin/policy-rc.d")

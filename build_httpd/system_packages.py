@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import quote
 
+from . import debian
+
 OS_RELEASE = Path("/etc/os-release")
 
 
@@ -32,11 +34,11 @@ class SystemPackage:
     @property
     def upstream_version(self) -> str:
         """The upstream release the distribution's version packages: no epoch, no revision."""
-        version = self.version.split(":", 1)[-1]
         if self.type == "apk":
-            return re.sub(r"-r\d+$", "", version)
-        version = version.rsplit("-", 1)[0] if "-" in version else version
-        return re.sub(r"[.+~](dfsg|ds)\d*$", "", version)  # Debian's repacked tarballs: 1.2.13.dfsg
+            return re.sub(r"-r\d+$", "", self.version)
+        # Debian's rules (epoch, revision, repack markers, "really"), which RPM's epoch:version-release
+        # follows too
+        return debian.upstream_version(self.version)
 
 
 def os_release() -> Dict[str, str]:

@@ -39,11 +39,23 @@ uses_debian_python() {
     case "$exe" in /usr/bin/*) return 0 ;; *) return 1 ;; esac
 }
 
+# installed_packages PKG...: those of them that dpkg has installed, one a line (the one place that
+# asks dpkg; ci/portable_wheel.py and bench/serve.py ask through it too).
+installed_packages() {
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    local p
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] && echo "$p"
+    done
+    return 0
+}
+
 ensure_system_packages() {
     command -v dpkg-query >/dev/null 2>&1 || return 0
-    local missing="" p
+    local missing="" p installed
+    installed=" $(installed_packages "$@" | tr '\n' ' ')"
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+        case "$installed" in *" $p "*) ;; *) missing="$missing $p" ;; esac
     done
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ]; then

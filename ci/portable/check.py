@@ -180,8 +180,9 @@ def main():
           "mod_ssl.so needs no shared libssl/libcrypto")
     dynsym = subprocess.run(["readelf", "--dyn-syms", "-W", prefix / "modules" / "mod_ssl.so"],
                             capture_output=True, text=True, check=True).stdout
-    exported = [line.split()[-1] for line in dynsym.splitlines()
-                if " GLOBAL " in line and " UND " not in line and line.split()[-1].startswith(("SSL_", "EVP_", "OPENSSL_"))]
+    defined = [line.split()[-1] for line in dynsym.splitlines() if " GLOBAL " in line and " UND " not in line]
+    check("ssl_module" in defined, "readelf lists what mod_ssl.so exports (its ssl_module among them)")
+    exported = [name for name in defined if name.startswith(("SSL_", "EVP_", "OPENSSL_"))]
     check(not exported, f"mod_ssl.so exports no OpenSSL symbol ({exported[:5]})")
     print(json.dumps({"system_openssl": ssl.OPENSSL_VERSION, "mapped": seen["mapped"],
                       "http2": h2.http_version}))

@@ -2,7 +2,6 @@
 it is moved: `apachectl start` serves httpd's own page on 8080 without root, the module-config
 route serves WSGI apps and Django, every module loads, local configuration survives a reinstall."""
 
-import grp
 import os
 import pwd
 import re
@@ -14,7 +13,7 @@ import time
 import pytest
 import requests
 
-from .conftest import HELLO, ROOT, make_venv, run, shared_dir, wait_until
+from .conftest import HELLO, make_venv, run, shared_dir, wait_until
 
 PORT = 8080  # the shipped httpd.conf's, as Homebrew's
 TREE_USER = "httpd-tree-test"

@@ -23,6 +23,8 @@ from build_httpd.system_packages import SystemPackage
      "pkg:deb/ubuntu/nghttp2@1:1.59.0-1ubuntu0.1?arch=amd64&distro=ubuntu-24.04", "1.59.0"),
     (SystemPackage("deb", "debian", "12", "zlib", "1:1.2.13.dfsg-1", "amd64"),
      "pkg:deb/debian/zlib@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12", "1.2.13"),
+    (SystemPackage("deb", "debian", "12", "zlib", "1:1.3.dfsg+really1.3.1-1+b1", "amd64"),
+     "pkg:deb/debian/zlib@1:1.3.dfsg%2Breally1.3.1-1%2Bb1?arch=amd64&distro=debian-12", "1.3.1"),
     (SystemPackage("rpm", "rocky", "8.10", "openssl", "1:1.1.1k-12.el8_9", "x86_64"),
      "pkg:rpm/rocky/openssl@1:1.1.1k-12.el8_9?arch=x86_64&distro=rocky-8.10", "1.1.1k"),
     (SystemPackage("apk", "alpine", "3.20.3", "openssl", "3.3.2-r1", "aarch64"),
