@@ -51,3 +51,19 @@ def test_a_debian_orig_tarball_updates_the_recipe_that_names_its_source_package(
     assert openssl.source.sha256 == hashlib.sha256(tarball.read_bytes()).hexdigest()
     assert all("3.5.8" in url for url in openssl.source.urls)
     assert "check `origin`" in result.stderr and "debian_revision" in result.stderr
+
+
+def test_any_archive_kind_a_recipe_uses_and_only_the_lines_that_change(tmp_path):
+    """OpenLDAP releases .tgz, libxml2 .tar.xz: both are matched; the recipe is edited as TOML, so
+    its comments, quoting and layout stay as written (only the source's own lines change)."""
+    recipes, tarball, result = update_with(tmp_path, "openldap-2.6.15.tgz", "openldap-2.6.15")
+    assert result.returncode == 0, result.stderr
+    openldap = load_recipes(recipes, profile="portable")["openldap"]
+    assert openldap.version == "2.6.15" and openldap.source.filename == "openldap-2.6.15.tgz"
+    assert openldap.source.sha256 == hashlib.sha256(tarball.read_bytes()).hexdigest()
+    removed = [line for line in result.stdout.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert removed and all(line.split("=")[0].strip("- ") in {"version", "filename", "size", "sha256"}
+                           or "2.6.14" in line for line in removed), removed
+    assert "pattern = 'openldap-(2\\.6\\.\\d+)\\.tgz'" in (recipes / "openldap.toml").read_text()
+    _, _, xz = update_with(tmp_path / "xz", "libxml2-2.15.5.tar.xz", "libxml2-2.15.5")
+    assert xz.returncode == 0 and "libxml2.toml: 2.15.4 -> 2.15.5" in xz.stdout, xz.stderr
