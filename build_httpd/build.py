@@ -21,7 +21,7 @@ from . import cache, conftree, features, relocate, report
 from .console import phase, say
 from .errors import BuildError, MissingRequirementError, RecipeError
 from .features import Decision, chosen_recipes
-from .profile import link_flags, link_libs, vendored_archives
+from .profile import build_machine, host_libc, link_flags, link_libs, vendored_archives
 from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, every_recipe
 from .run import run, which
 from .settings import Settings
@@ -102,6 +102,41 @@ def check_toolchain(env: Mapping[str, str]) -> str:
 # 3.11.2 and Debian 11's 3.9.2 do not. Without them, safe_members() is the whole defence.
 HAS_TAR_FILTERS = hasattr(tarfile, "data_filter")
 
+
+
+def check_target_runs(target, env: Mapping[str, str]) -> None:
+    """A foreign build runs configure's test programs (and httpd's build-time helpers) for the
+    target: natively when the target's C library is installed here, else through binfmt_misc
+    and qemu-user. Their answers are the target's own. Stop before anything is fetched when
+    the compiler or running its programs does not work."""
+    if not target.foreign:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe"
+        (Path(tmp) / "probe.c").write_text("int main(void) { return 0; }\n")
+        argv = shlex.split(env["CC"]) + [str(Path(tmp) / "probe.c"), "-o", str(probe)]
+        try:
+            built = subprocess.run(argv, capture_output=True, text=True, env=dict(env))
+        except OSError as e:
+            built = subprocess.CompletedProcess(argv, 127, "", str(e))
+        if built.returncode != 0:
+            raise MissingRequirementError(
+                f"the compiler for {target.name} ({env['CC']}) does not work",
+                (built.stderr or "").strip()[:500],
+                f"install its toolchain ({target.toolchain.why}): "
+                + target.install_hint())
+        try:
+            ran = subprocess.run([str(probe)], capture_output=True).returncode == 0
+        except OSError:
+            ran = False
+    if not ran:
+        how = (f"register qemu-user for {target.machine} with binfmt_misc (Debian: apt-get install qemu-user-static "
+               f"binfmt-support; mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts "
+               f"--enable qemu-{target.machine}) and " if target.cross else "")
+        raise MissingRequirementError(
+            f"{target.name} programs do not run on this {build_machine()} {host_libc()} machine",
+            "configure runs small test programs for the target, and httpd runs helpers it builds",
+            f"{how}install the target's C library ({target.install_hint()}), or build on a {target.name} machine")
 
 def safe_members(tar: tarfile.TarFile, tarball: Path, skipped: Tuple[str, ...] = ()) -> Iterator[tarfile.TarInfo]:
     """The members of a source tarball, each a regular file or a directory under the top folder,
@@ -365,7 +400,7 @@ def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, 
     recipes = recipes or every_recipe()
     env = build_env(settings, source_date_epoch(recipes))
     compiler = check_toolchain(env)
-    settings.target.check_runs(env)
+    check_target_runs(settings.target, env)
     decisions = decide_features(settings, recipes, env)
     recipes = chosen_recipes(recipes, decisions)
     env = settings.profile.environment(env, recipes)

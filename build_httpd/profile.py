@@ -8,24 +8,21 @@ and the oldest version of it they run on, the toolchain that compiles for it (TO
 Debian release whose root builds its wheel. The engine asks these objects; it
 never compares names. Adding a target is one row of recipes/systems/targets.toml (TARGETS).
 
-This module only describes: it imports nothing of the engine (the build decides and checks with
-what it reads here; `python -m build_httpd.profile` lists the targets)."""
+This module only describes: it imports nothing of the engine and runs nothing (the build decides
+and checks with what it reads here: whether a target's compiler and programs work is
+build.check_target_runs, what a cross build's prefix records is relocate.recorded_toolchain, where
+zig is toolchain.zig_command; `python -m build_httpd.profile` lists the targets)."""
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import platform
-import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from .errors import MissingRequirementError, RecipeError, SettingError
+from .errors import RecipeError, SettingError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,7 +154,7 @@ class Toolchain:
 
 
 # The tools a build names by their plain names, which a cross toolchain prefixes with its triplet.
-_TOOLS = ("gcc", "gcc-ar", "gcc-nm", "gcc-ranlib", "g++", "cpp", "ar", "ranlib", "nm", "strip", "ld", "objdump",
+TOOLS = ("gcc", "gcc-ar", "gcc-nm", "gcc-ranlib", "g++", "cpp", "ar", "ranlib", "nm", "strip", "ld", "objdump",
           "objcopy", "readelf")
 
 
@@ -261,58 +258,6 @@ class Target:
         return tuple(a.format(host=self.triplet, machine=self.machine, cc=self.cc().split()[0])
                      for a in recipe.cross_configure)
 
-    def recorded_toolchain(self) -> Dict[str, str]:
-        """What a foreign build records in the installed prefix (config_vars.mk, apr-1-config,
-        libtool, …) and what the target machine calls it: mod_wsgi builds there with `cc`."""
-        if not self.foreign:
-            return {}
-        names = {self.cc(): "cc"}
-        made = shutil.which(self.toolchain.command.format(machine=self.machine, floor=self.floor)) \
-            if self.toolchain.command else None
-        if made:
-            # a made toolchain's directories (libtool's library search path names them): the
-            # sysroot's are the target's own system directories, musl's prefix is the target's /usr
-            prefix = Path(made).resolve().parent.parent
-            names.update({f"{prefix}/sysroot": "", str(prefix): "/usr"})
-        if self.cross:
-            names.update({f"{self.gnu}-{tool}": {"gcc": "cc", "g++": "c++"}.get(tool, tool) for tool in _TOOLS})
-            names[f"/usr/lib/gcc-cross/{self.gnu}/"] = f"/usr/lib/gcc/{self.gnu}/"
-        return names
-
-    def check_runs(self, env: Mapping[str, str]) -> None:
-        """A foreign build runs configure's test programs (and httpd's build-time helpers) for the
-        target: natively when the target's C library is installed here, else through binfmt_misc
-        and qemu-user. Their answers are the target's own. Stop before anything is fetched when
-        the compiler or running its programs does not work."""
-        if not self.foreign:
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            probe = Path(tmp) / "probe"
-            (Path(tmp) / "probe.c").write_text("int main(void) { return 0; }\n")
-            argv = shlex.split(env["CC"]) + [str(Path(tmp) / "probe.c"), "-o", str(probe)]
-            try:
-                built = subprocess.run(argv, capture_output=True, text=True, env=dict(env))
-            except OSError as e:
-                built = subprocess.CompletedProcess(argv, 127, "", str(e))
-            if built.returncode != 0:
-                raise MissingRequirementError(
-                    f"the compiler for {self.name} ({env['CC']}) does not work",
-                    (built.stderr or "").strip()[:500],
-                    f"install its toolchain ({self.toolchain.why}): "
-                    + self.install_hint())
-            try:
-                ran = subprocess.run([str(probe)], capture_output=True).returncode == 0
-            except OSError:
-                ran = False
-        if not ran:
-            how = (f"register qemu-user for {self.machine} with binfmt_misc (Debian: apt-get install qemu-user-static "
-                   f"binfmt-support; mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts "
-                   f"--enable qemu-{self.machine}) and " if self.cross else "")
-            raise MissingRequirementError(
-                f"{self.name} programs do not run on this {build_machine()} {host_libc()} machine",
-                "configure runs small test programs for the target, and httpd runs helpers it builds",
-                f"{how}install the target's C library ({self.install_hint()}), or build on a {self.name} machine")
-
     def install_hint(self) -> str:
         packages = " ".join(self.debian_packages)
         hint = f"Debian: apt-get install {packages}" if packages else ""
@@ -378,14 +323,6 @@ def host_libc() -> str:
     if not name and Path(f"/lib/ld-musl-{build_machine()}.so.1").exists():
         return "musl"
     return name or "glibc"
-
-
-def zig_command() -> str:
-    """zig from the `ziglang` package (the package index's build of zig), where it is installed."""
-    spec = importlib.util.find_spec("ziglang")
-    if spec is None or not spec.submodule_search_locations:
-        return "zig"
-    return str(Path(list(spec.submodule_search_locations)[0]) / "zig")
 
 
 def default_target(machine: str, libc: str) -> Optional[Target]:

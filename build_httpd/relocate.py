@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import BuildError
+from .profile import TOOLS
 from .run import tool_output
 from .recipes import Recipe
 
@@ -181,7 +182,26 @@ def relocate(stage: Path, work: Path, prefix: str, strip: bool, own_flags: List[
     drop_own_flags(stage, list(own_flags))
     scrub_build_paths(stage, work, prefix)
     relocate_text(stage, prefix)
-    name_native_toolchain(stage, target.recorded_toolchain())
+    name_native_toolchain(stage, recorded_toolchain(target))
+
+
+def recorded_toolchain(target) -> Dict[str, str]:
+    """What a foreign build records in the installed prefix (config_vars.mk, apr-1-config,
+    libtool, …) and what the target machine calls it: mod_wsgi builds there with `cc`."""
+    if not target.foreign:
+        return {}
+    names = {target.cc(): "cc"}
+    made = shutil.which(target.toolchain.command.format(machine=target.machine, floor=target.floor)) \
+        if target.toolchain.command else None
+    if made:
+        # a made toolchain's directories (libtool's library search path names them): the
+        # sysroot's are the target's own system directories, musl's prefix is the target's /usr
+        prefix = Path(made).resolve().parent.parent
+        names.update({f"{prefix}/sysroot": "", str(prefix): "/usr"})
+    if target.cross:
+        names.update({f"{target.gnu}-{tool}": {"gcc": "cc", "g++": "c++"}.get(tool, tool) for tool in TOOLS})
+        names[f"/usr/lib/gcc-cross/{target.gnu}/"] = f"/usr/lib/gcc/{target.gnu}/"
+    return names
 
 
 def name_native_toolchain(stage: Path, names: Dict[str, str]) -> None:

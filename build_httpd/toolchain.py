@@ -17,6 +17,7 @@ that configure's test programs run here (through qemu-user for another architect
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -28,13 +29,21 @@ from typing import Dict, List, Optional, Tuple
 from .build import extract
 from .console import say
 from .errors import BuildError, SettingError, format_error
-from .profile import Target, target_named, zig_command
+from .profile import Target, target_named
 from .recipes import RECIPES_DIR, Recipe, load_recipe
 from .run import run, tool_output
 from .sources import obtain_sources
 
 TOOLCHAINS_DIR = RECIPES_DIR / "toolchains"
 BINUTILS = ("ar", "ranlib", "nm", "strip", "ld", "objdump", "objcopy", "readelf", "as")
+
+
+def zig_command() -> str:
+    """zig from the `ziglang` package (the package index's build of zig), where it is installed."""
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.submodule_search_locations:
+        return "zig"
+    return str(Path(list(spec.submodule_search_locations)[0]) / "zig")
 
 
 def toolchain_recipes(directory: Path = TOOLCHAINS_DIR) -> Dict[str, Recipe]:

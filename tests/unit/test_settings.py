@@ -7,6 +7,7 @@ import pytest
 from build_httpd.errors import MissingRequirementError, SettingError
 from build_httpd.features import chosen_recipes, decide, header_visible
 from build_httpd.recipes import all_features, every_recipe, load_recipes
+from build_httpd.relocate import recorded_toolchain
 from build_httpd.settings import load_settings
 
 RECIPES = every_recipe()
@@ -266,9 +267,9 @@ def test_the_target_is_a_setting_and_a_cross_build_is_one_place(tmp_path, monkey
     native = settings({"profile": "portable"}, env={})
     assert "--host=aarch64-linux-gnu" not in configure_args(recipes["apr"], tmp_path, decisions, native,
                                                            tmp_path / "cache", tmp_path / "v")
-    names = s.target.recorded_toolchain()
+    names = recorded_toolchain(s.target)
     assert names["aarch64-linux-gnu-gcc"] == "cc" and names["aarch64-linux-gnu-ar"] == "ar"
-    assert native.target.recorded_toolchain() == {}
+    assert recorded_toolchain(native.target) == {}
 
 
 def test_the_recorded_cross_toolchain_becomes_the_target_s_own(tmp_path):
@@ -278,7 +279,7 @@ def test_the_recorded_cross_toolchain_becomes_the_target_s_own(tmp_path):
     mk = tmp_path / "build" / "config_vars.mk"
     mk.write_text("CC = aarch64-linux-gnu-gcc\nAR = /usr/bin/aarch64-linux-gnu-ar\nGCC_AR = aarch64-linux-gnu-gcc-ar\n"
                   "LIBDIR = /usr/lib/gcc-cross/aarch64-linux-gnu/10\nHOST = --host=aarch64-linux-gnu\n")
-    name_native_toolchain(tmp_path, TARGETS["manylinux_2_31_aarch64"].recorded_toolchain())
+    name_native_toolchain(tmp_path, recorded_toolchain(TARGETS["manylinux_2_31_aarch64"]))
     assert mk.read_text() == ("CC = cc\nAR = /usr/bin/ar\nGCC_AR = gcc-ar\nLIBDIR = /usr/lib/gcc/aarch64-linux-gnu/10\n"
                               "HOST = --host=aarch64-linux-gnu\n")
 
@@ -288,6 +289,7 @@ def test_a_cross_build_stops_first_when_target_programs_cannot_run(tmp_path, mon
     output this machine cannot execute) the build stops before anything is fetched, saying how
     to register qemu-user; a missing cross compiler says which Debian packages to install."""
     from build_httpd import profile
+    from build_httpd.build import check_target_runs
     from build_httpd.errors import MissingRequirementError
     monkeypatch.setattr(profile, "build_machine", lambda: "x86_64")
     monkeypatch.setattr(profile, "host_libc", lambda: "glibc")
@@ -296,13 +298,13 @@ def test_a_cross_build_stops_first_when_target_programs_cannot_run(tmp_path, mon
     cc.chmod(0o755)
     target = profile.TARGETS["manylinux_2_31_aarch64"]
     with pytest.raises(MissingRequirementError) as e:
-        target.check_runs({"CC": str(cc), "PATH": "/usr/bin:/bin"})
+        check_target_runs(target, {"CC": str(cc), "PATH": "/usr/bin:/bin"})
     assert "manylinux_2_31_aarch64 programs do not run on this x86_64" in str(e.value)
     assert "update-binfmts --enable qemu-aarch64" in str(e.value)
     with pytest.raises(MissingRequirementError) as e:
-        target.check_runs({"CC": str(tmp_path / "no-such-gcc"), "PATH": "/usr/bin:/bin"})
+        check_target_runs(target, {"CC": str(tmp_path / "no-such-gcc"), "PATH": "/usr/bin:/bin"})
     assert "apt-get install gcc-aarch64-linux-gnu" in str(e.value) and "libc6-dev:arm64" in str(e.value)
-    profile.TARGETS["manylinux_2_31_x86_64"].check_runs({})  # native: nothing to check (the host runs its own programs)
+    check_target_runs(profile.TARGETS["manylinux_2_31_x86_64"], {})  # native: nothing to check (the host runs its own programs)
 
 
 def test_a_target_is_a_row_of_data_named_by_its_wheel_tag(monkeypatch):
@@ -347,7 +349,7 @@ def test_each_target_compiles_with_its_own_toolchain_and_records_plain_cc(name, 
     decisions = decided(s)
     recipes = chosen_recipes(RECIPES, decisions)
     assert f"--host={host}" in configure_args(recipes["apr"], tmp_path, decisions, s, tmp_path / "c", tmp_path / "v")
-    assert s.target.recorded_toolchain()[env["CC"]] == "cc"
+    assert recorded_toolchain(s.target)[env["CC"]] == "cc"
 
 
 def test_on_a_machine_of_the_target_s_own_c_library_its_own_cc_builds_it(monkeypatch):

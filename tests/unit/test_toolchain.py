@@ -7,6 +7,7 @@ import os
 import pytest
 
 from build_httpd import profile, toolchain
+from build_httpd.relocate import recorded_toolchain
 from build_httpd.errors import SettingError
 
 
@@ -74,6 +75,6 @@ def test_a_made_toolchain_s_directories_are_recorded_as_the_target_s_own(on_x86_
         (bin_dir / command).write_text("#!/bin/sh\n")
         (bin_dir / command).chmod(0o755)
         monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-        names = profile.TARGETS[name].recorded_toolchain()
+        names = recorded_toolchain(profile.TARGETS[name])
         assert names[f"{tmp_path / name}/sysroot"] == "" and names[str(tmp_path / name)] == "/usr"
         assert names[profile.TARGETS[name].cc()] == "cc"
