@@ -483,7 +483,7 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
             conftree.check_all_load(stage)
             archives = vendored_archives(recipes)
             if archives:  # the promise: the built-in libraries' symbols stay private
-                relocate.check_hidden(stage, [vendor / "lib" / a for a in archives], settings.target.tool("nm"))
+                relocate.check_hidden(stage, [vendor / "lib" / a for a in archives])
         shutil.move(str(stage), str(target))
     except BaseException:
         say(f"build logs kept in {work / 'logs'}")

