@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
@@ -235,16 +235,71 @@ def config_cache(work: Path, libs: str) -> Path:
     return work / (f"config-{hashlib.sha256(libs.encode()).hexdigest()[:12]}.cache" if libs else "config.cache")
 
 
-def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
-                    configure: list, settings: Settings, env: Dict[str, str], background: bool = False) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """What a build was decided to be before anything compiles: the settings, the recipes, the
+    features' decisions, the build environment, the compiler and the build cache key."""
+    settings: Settings
+    recipes: Dict[str, Recipe]
+    decisions: Dict[str, Decision]
+    env: Dict[str, str]
+    compiler: str  # `cc --version`'s first line
+    key: str
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A build's private directory and the places in it, named once: sources unpacked in src/, a
+    component installed into its own dest-NAME/ first, the whole prefix staged in dest/, the
+    built-in libraries in vendor/ (never installed), the logs (which outlive a failure)."""
+    root: Path
+
+    @property
+    def stage_root(self) -> Path:
+        return self.root / "dest"
+
+    @property
+    def stage(self) -> Path:
+        """The prefix as staged: dest/ + the compiled-in prefix."""
+        return self.stage_root / PREFIX.lstrip("/")
+
+    @property
+    def vendor(self) -> Path:
+        return self.root / "vendor"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    def own_root(self, name: str) -> Path:
+        """Where one component installs before its files join the stage."""
+        return self.root / f"dest-{name}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One component to build: its recipe, verified tarball, configure arguments and environment,
+    and whether it compiles in the background (at a lower CPU priority)."""
+    recipe: Recipe
+    tarball: Path
+    configure: list
+    env: Dict[str, str]
+    background: bool = False
+
+
+def build_component(job: Job, ws: Workspace, settings: Settings) -> None:
     """One component, start to finish. It installs into a directory of its own, fixes up only its
     own files there, and then moves them into the shared stage: components building at the same
     time never touch each other's files. A background one compiles at a lower CPU priority."""
-    logs = work / "logs"
-    stage = stage_root / PREFIX.lstrip("/")
-    own_root = work / f"dest-{recipe.name}"
+    recipe, env, background = job.recipe, job.env, job.background
+    logs, stage = ws.logs, ws.stage
+    own_root = ws.own_root(recipe.name)
     own = own_root / PREFIX.lstrip("/")
-    src = work / "src" / recipe.source_dir_name
+    src = ws.src / recipe.source_dir_name
 
     def step(name: str, argv) -> None:
         with phase(f"{name} {recipe.name}"):
@@ -254,13 +309,13 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
     # a vendored library installs straight into the build's private vendor prefix (DESTDIR empty);
     # a plain Makefile (Lua's) is told the toolchain on its command line
     fill = {"jobs": settings.jobs, "destdir": "" if recipe.vendored else own_root, "compiled_prefix": PREFIX,
-            "prefix": work / "vendor" if recipe.vendored else PREFIX, "cc": env.get("CC", "cc"),
+            "prefix": ws.vendor if recipe.vendored else PREFIX, "cc": env.get("CC", "cc"),
             "ar": env.get("AR", "ar"), "ranlib": env.get("RANLIB", "ranlib"), "cflags": env.get("CFLAGS", "")}
     with phase(f"extract+patch {recipe.name}"):
-        extract(recipe, tarball, work / "src")
+        extract(recipe, job.tarball, ws.src)
         apply_patches(recipe, src, logs, env)
     if recipe.configure_command:  # none: a plain Makefile
-        step("configure", [*recipe.configure_command, *configure])
+        step("configure", [*recipe.configure_command, *job.configure])
     step("make", [a.format(**fill) for a in recipe.make_command + recipe.make])
     step("install", [a.format(**fill) for a in recipe.install_command + recipe.install])
     # a vendored library's licence goes straight into the package (the library is linked in)
@@ -271,7 +326,7 @@ def build_component(recipe: Recipe, tarball: Path, work: Path, stage_root: Path,
     if recipe.vendored:
         for shipped in recipe.ships:  # the file itself, under its SONAME (never a symbolic link)
             (stage / shipped).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(work / "vendor" / shipped, stage / shipped)
+            shutil.copyfile(ws.vendor / shipped, stage / shipped)
         return
     # libtool archives name the compiled-in prefix, which does not exist: later components and
     # third-party builds link with -L/-l from the relocatable *-config scripts instead.
@@ -292,14 +347,15 @@ def side_branches(recipes: Mapping[str, Recipe]) -> set:
     return {n for n, users in needed_by.items() if users and users <= last and not recipes[n].depends}
 
 
-def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Path, stage_root: Path,
-              args: Mapping[str, list], settings: Settings, env, build=None) -> None:
+def build_all(plan: Plan, ws: Workspace, tarballs: Mapping[str, Path], args: Mapping[str, list],
+              build=None) -> None:
     """Each component starts as soon as everything it depends on is installed (APR ∥ PCRE2;
     APR-util as soon as APR is done, whatever PCRE2 is doing); the side branches in the background."""
     build = build or build_component
+    recipes, env = plan.recipes, plan.env
     background = side_branches(recipes)
-    (work / "src").mkdir(parents=True, exist_ok=True)
-    (stage_root / PREFIX.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    ws.src.mkdir(parents=True, exist_ok=True)
+    ws.stage.mkdir(parents=True, exist_ok=True)
     done: set = set()
     running: Dict[object, str] = {}
     with ThreadPoolExecutor(max_workers=len(recipes)) as pool:
@@ -307,8 +363,8 @@ def build_all(recipes: Dict[str, Recipe], tarballs: Mapping[str, Path], work: Pa
             for name, recipe in recipes.items():
                 if name not in done and name not in running.values() and set(recipe.depends) <= done:
                     own_env = dict(env, LIBS=link_libs(name, recipes, env.get("LIBS", "")))
-                    future = pool.submit(build, recipe, tarballs[recipe.source.filename], work,
-                                         stage_root, args[name], settings, own_env, background=name in background)
+                    job = Job(recipe, tarballs[recipe.source.filename], args[name], own_env, name in background)
+                    future = pool.submit(build, job, ws, plan.settings)
                     running[future] = name
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
@@ -383,18 +439,6 @@ def decide_features(settings: Settings, recipes: Mapping[str, Recipe], env: Mapp
     return features.decide(all_features(recipes), settings, recipes, env["CC"], env, have)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a build was decided to be before anything compiles: the settings, the recipes, the
-    features' decisions, the build environment, the compiler and the build cache key."""
-    settings: Settings
-    recipes: Dict[str, Recipe]
-    decisions: Dict[str, Decision]
-    env: Dict[str, str]
-    compiler: str  # `cc --version`'s first line
-    key: str
-
-
 def build_prefix(settings: Settings, out_dir: Path, recipes: Optional[Dict[str, Recipe]] = None) -> Path:
     """Build (or take from the build cache) the relocatable httpd prefix; returns out_dir/httpd."""
     recipes = recipes or every_recipe()
@@ -448,14 +492,13 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
     recipes, decisions, settings, env = plan.recipes, plan.decisions, plan.settings, plan.env
     work = _work_dir(work_fallback)
     check_space(work)
-    stage_root = work / "dest"
-    stage = stage_root / PREFIX.lstrip("/")
+    ws = Workspace(work)
+    stage, vendor = ws.stage, ws.vendor
     own_flags = HARDENING_LDFLAGS.split() + link_flags(recipes)
     # debug information and __FILE__ (in assertions: nghttp2's) name source files: map the build
     # directory out
     own_flags.append(f"-ffile-prefix-map={work}={BUILD_DIR_SHOWN}")
     env = dict(env, CFLAGS=f"{env['CFLAGS']} {own_flags[-1]}")
-    vendor = work / "vendor"
     env = settings.profile.build_environment(env, vendor, recipes)
     args = {name: configure_args(r, stage, decisions, settings,
                                  config_cache(work, link_libs(name, recipes, env.get("LIBS", ""))), vendor)
@@ -464,7 +507,7 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
         with phase("fetch+verify sources"):
             tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
                                       sources_cache, work, bundled_dir=ROOT / "upstream")
-        build_all(recipes, tarballs, work, stage_root, args, settings, env)
+        build_all(replace(plan, env=env), ws, tarballs, args)
         libdirs = user_libdirs(settings, decisions)
         with phase("finish"):
             relocate.finish(stage, recipes)
@@ -475,7 +518,7 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
             conftree.order_load_modules(stage, recipes["httpd"].load_first)
             shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]
                      for n, v in args.items()}
-            report.write(stage, recipes, decisions, settings, plan.compiler, shown, plan.key, libdirs)
+            report.write(stage, plan, shown, libdirs)
             relocate.check(stage, work, libdirs)
             conftree.check(stage, PREFIX)
             relocate.check_target(stage, settings.target.arch.elf_machine, settings.target.libc.loader,

@@ -22,8 +22,12 @@ BUILD_INFO = "build-info.json"
 SBOM = "sbom.cdx.json"
 
 
-def write(prefix: Path, recipes: Mapping[str, Recipe], decisions, settings, compiler: str,
-          configure: Mapping[str, list], build_key: str, user_libdirs=()) -> None:
+def write(prefix: Path, plan, configure: Mapping[str, list], user_libdirs=()) -> None:
+    """build-info.json, the SBOM and the licence index of a finished prefix, from the build's plan
+    (build.Plan: settings, recipes, decisions, compiler, cache key) and the configure arguments
+    as shown (build paths replaced)."""
+    recipes, decisions, settings, compiler, build_key = (plan.recipes, plan.decisions, plan.settings, plan.compiler,
+                                                          plan.key)
     names = sorted(p.name[len("mod_"):-len(".so")] for p in (prefix / "modules").glob("mod_*.so"))
     info = {
         "package": "mod_wsgi-httpd",

@@ -125,15 +125,16 @@ def test_each_component_starts_as_soon_as_its_own_dependencies_are_installed(tmp
     duration = {"apr": 0.1, "pcre2": 0.8, "apr-util": 0.1, "httpd": 0.1}
     events, lock = [], threading.Lock()
 
-    def fake(recipe, *args, background):
+    def fake(job, ws, settings):
         with lock:
-            events.append(("start", recipe.name, time.monotonic(), background))
-        time.sleep(duration[recipe.name])
+            events.append(("start", job.recipe.name, time.monotonic(), job.background))
+        time.sleep(duration[job.recipe.name])
         with lock:
-            events.append(("end", recipe.name, time.monotonic(), background))
+            events.append(("end", job.recipe.name, time.monotonic(), job.background))
 
     tarballs = {r.source.filename: None for r in recipes.values()}
-    build.build_all(recipes, tarballs, tmp_path, tmp_path / "dest", {n: [] for n in recipes}, None, {}, build=fake)
+    plan = build.Plan(None, recipes, {}, {}, "", "")
+    build.build_all(plan, build.Workspace(tmp_path), tarballs, {n: [] for n in recipes}, build=fake)
     at = {(kind, name): t for kind, name, t, _ in events}
     assert at[("start", "apr-util")] < at[("end", "pcre2")]
     assert {name for kind, name, _, background in events if background} == {"pcre2"}  # only httpd needs it
@@ -145,13 +146,14 @@ def test_each_component_starts_as_soon_as_its_own_dependencies_are_installed(tmp
 def test_a_failing_component_stops_the_build_with_its_error(tmp_path):
     recipes = load_recipes()
 
-    def fake(recipe, *args, **kwargs):
-        if recipe.name == "pcre2":
+    def fake(job, ws, settings):
+        if job.recipe.name == "pcre2":
             raise MissingRequirementError("pcre2 broke")
 
     tarballs = {r.source.filename: None for r in recipes.values()}
+    plan = build.Plan(None, recipes, {}, {}, "", "")
     with pytest.raises(MissingRequirementError, match="pcre2 broke"):
-        build.build_all(recipes, tarballs, tmp_path, tmp_path / "dest", {n: [] for n in recipes}, None, {}, build=fake)
+        build.build_all(plan, build.Workspace(tmp_path), tarballs, {n: [] for n in recipes}, build=fake)
 
 
 def test_the_libraries_only_httpd_needs_compile_in_the_background():
