@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from build_httpd.network import index_urls, session  # noqa: E402
-from build_httpd.sources import index_sdists, sha256_of  # noqa: E402
+from build_httpd.index import index_sdists  # noqa: E402
+from build_httpd.transfer import sha256_of  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "ci"))
 from local_index import local_index  # noqa: E402

@@ -31,7 +31,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .console import say
 from .recipes import PATCHES_DIR, RECIPES_DIR, Recipe
-from .sources import sha256_of
+from .transfer import settle, sha256_of
 
 ENGINE_DIR = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
@@ -283,3 +283,20 @@ def evict(builds: Path, keep: str = "", max_entries: int = MAX_ENTRIES, max_byte
     if removed:
         say(f"build cache: removed {len(removed)} least recently used entr{'y' if len(removed) == 1 else 'ies'}")
     return removed
+
+
+def remember_source(verified: Path, cache_dir: Path) -> None:
+    """Copy a verified private file into the source cache (cache_dir: its sources/ directory): beside its final name, then renamed, so
+    that the cache holds either nothing or the whole verified file."""
+    tmp: Optional[Path] = None
+    try:
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{verified.name}.", suffix=".part", dir=cache_dir)
+        os.close(fd)
+        tmp = Path(name)
+        shutil.copyfile(verified, tmp)
+        settle(tmp, cache_dir / verified.name)
+    except OSError as e:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        say(f"could not keep {verified.name} in the source cache {cache_dir} ({e.strerror}); the build goes on")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from build_httpd import network, sources
+from build_httpd import network, sources, transfer
 from build_httpd.errors import FetchError
 from build_httpd.recipes import Source
 
@@ -75,7 +75,7 @@ def test_credentials_in_an_index_url_never_reach_a_message(tmp_path, capsys):
     text = str(e.value) + capsys.readouterr().err
     assert "s3cret" not in text and "hunter2" not in text
     assert "alice:****@" in text and "bob:****@" in text
-    assert server.routes.hits["/simple/mod-wsgi-httpd/"] == sources.ATTEMPTS  # the index was really asked
+    assert server.routes.hits["/simple/mod-wsgi-httpd/"] == transfer.ATTEMPTS  # the index was really asked
 
 
 # -- pip's settings ------------------------------------------------------------------------------

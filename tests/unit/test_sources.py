@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from build_httpd import sources
+from build_httpd import index, sources, transfer
 from build_httpd.errors import FetchError, VerificationError
 from build_httpd.recipes import Source
 
@@ -115,7 +115,7 @@ def test_404_then_reset_then_good(server, dirs):
     got = obtain(source(server.url + "/missing", server.url + "/flaky"), dirs, sleeps=sleeps)
     assert got.read_bytes() == PAYLOAD
     assert server.routes.hits == {"/missing": 1, "/flaky": 2}  # a 4xx is not retried; a reset is
-    assert sleeps == [sources.BACKOFF]
+    assert sleeps == [transfer.BACKOFF]
     assert cache_is_clean(dirs)
 
 
@@ -131,8 +131,8 @@ def test_backoff_doubles_and_is_bounded(server, dirs):
     sleeps = []
     with pytest.raises(FetchError):
         obtain(source(server.url + "/down"), dirs, sleeps=sleeps)
-    assert server.routes.hits["/down"] == sources.ATTEMPTS
-    assert sleeps == [sources.BACKOFF * 2 ** i for i in range(sources.ATTEMPTS - 1)]
+    assert server.routes.hits["/down"] == transfer.ATTEMPTS
+    assert sleeps == [transfer.BACKOFF * 2 ** i for i in range(transfer.ATTEMPTS - 1)]
 
 
 def test_wrong_bytes_with_the_right_size_stop_and_cache_nothing(server, dirs):
@@ -153,12 +153,12 @@ def test_more_bytes_than_the_recipe_says_stop(server, dirs):
 
 
 def test_stalled_server_times_out_then_mirror_serves(server, dirs, monkeypatch):
-    monkeypatch.setattr(sources, "TIMEOUT", (2, 0.5))
+    monkeypatch.setattr(transfer, "TIMEOUT", (2, 0.5))
     server.routes.add("/stall", ("stall", PAYLOAD, 3))
     server.routes.add("/mirror", ("body", PAYLOAD))
     got = obtain(source(server.url + "/stall", server.url + "/mirror"), dirs)
     assert got.read_bytes() == PAYLOAD
-    assert server.routes.hits["/stall"] == sources.ATTEMPTS
+    assert server.routes.hits["/stall"] == transfer.ATTEMPTS
     assert cache_is_clean(dirs)
 
 
@@ -248,7 +248,7 @@ def test_index_downloads_are_bounded(server, dirs, monkeypatch, limit, route):
     page = index_page(server, sdist)
     server.routes.add("/simple/mod-wsgi-httpd/", ("body", page, "text/html"))
     server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
-    monkeypatch.setattr(sources, limit, 100)
+    monkeypatch.setattr(index, limit, 100)
     with pytest.raises(FetchError, match="more than 100 bytes"):
         obtain(source(), dirs, index_urls=[server.url + "/simple"])
     assert server.routes.hits[route] == 1  # too large is not retried
