@@ -216,71 +216,15 @@ HEADERS = {
 
 def session(settings: Optional[PipSettings] = None, environ: Mapping[str, str] = os.environ):
     """A session that verifies with `trust(...)`, presents pip's client certificate and uses pip's
-    proxy (else the environment's): requests' (the build has it: a build requirement), or the
-    standard library's where requests is not installed (ci/check-updates on a bare Python). Its
-    `trust` says which certificates it verifies with; `errors` which exceptions mean a failed
-    connection and which a failed transfer."""
+    proxy (else the environment's), made with requests (a build requirement; ci/stdlib_http.py
+    makes the same of the standard library for ci/check-updates on a bare Python). Its `trust` says
+    which certificates it verifies with; `errors` which exceptions mean a failed connection and
+    which a failed transfer."""
     settings = settings or pip_settings(environ)
     chosen = trust(settings, environ)
     context = chosen.context()
-    try:
-        import requests
-    except ImportError:
-        return StdlibSession(context, settings, chosen)
+    import requests  # a build requirement; ci/check-updates on a bare Python has ci/stdlib_http.py
     return _requests_session(requests, context, settings, chosen)
-
-
-class _StdlibResponse:
-    """What the build reads of a response, as requests names it."""
-
-    def __init__(self, raw):
-        self.raw, self.status_code = raw, raw.status
-
-    def iter_content(self, size: int):
-        while True:
-            chunk = self.raw.read(size)
-            if not chunk:
-                return
-            yield chunk
-
-    @property
-    def text(self) -> str:
-        return self.raw.read().decode(self.raw.headers.get_content_charset() or "utf-8", "replace")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.raw.close()
-
-
-class StdlibSession:
-    """The standard library's HTTP client behind the few calls the build makes of a requests
-    session (get, status_code, iter_content, text), with the same trust, client certificate and
-    proxy."""
-
-    def __init__(self, context: ssl.SSLContext, settings: PipSettings, chosen: Trust):
-        import http.client
-        import urllib.error
-        import urllib.request
-        if settings.client_cert:
-            context.load_cert_chain(settings.client_cert)
-        proxies = {"http": settings.proxy, "https": settings.proxy} if settings.proxy else None
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies),
-                                                   urllib.request.HTTPSHandler(context=context))
-        self._request, self._http_error = urllib.request.Request, urllib.error.HTTPError
-        self.trust = chosen
-        self.errors = ((urllib.error.URLError, ConnectionError, socket.timeout),
-                       (OSError, http.client.HTTPException))
-
-    def get(self, url: str, stream: bool = False, timeout=None, allow_redirects: bool = True):
-        # requests' (connect, read) timeout: the standard library has one for both
-        seconds = max(timeout) if isinstance(timeout, tuple) else timeout
-        try:
-            raw = self._opener.open(self._request(url, headers=HEADERS), timeout=seconds)
-        except self._http_error as e:  # a status is an answer, as with requests
-            raw = e
-        return _StdlibResponse(raw)
 
 
 def _requests_session(requests, context: ssl.SSLContext, settings: PipSettings, chosen: Trust):

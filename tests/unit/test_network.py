@@ -247,8 +247,13 @@ def test_the_standard_library_session_trusts_refuses_and_reads_as_requests_does(
         if name == "requests" or name.startswith("requests."):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ci"))
+    import stdlib_http
     monkeypatch.setattr(builtins, "__import__", no_requests)
-    assert isinstance(network.session(network.pip_settings({}, files=()), {}), network.StdlibSession)
+    with pytest.raises(ImportError):  # the engine's own session is requests'
+        network.session(network.pip_settings({}, files=()), {})
+    assert isinstance(stdlib_http.session(network.pip_settings({}, files=()), {}), stdlib_http.StdlibSession)
+    monkeypatch.setattr(network, "session", stdlib_http.session)  # the fetches below go through it
     with MisbehavingServer(tls=(pki / "server.pem", pki / "server.key"), client_ca=pki / "ca.pem") as server:
         server.routes.add("/f", ("body", PAYLOAD))
         with pytest.raises(FetchError) as e:
