@@ -120,8 +120,19 @@ def stopped(pid_file):
     check(wait_until(gone, "httpd to stop", timeout=60, interval=0.5), "a clean stop: no pid file, no listener")
 
 
+def bare_build_summary() -> str:
+    """What a bare machine's build made, for the test to compare with the system build's: its
+    MPMs, modules, profile and where each feature's library came from."""
+    info = json.loads(subprocess.run([VENV / "bin" / "mod_wsgi-httpd", "info", "--json"], capture_output=True,
+                                     text=True, check=True).stdout)
+    return json.dumps({"mpms": info["mpms"], "modules": info["modules"], "profile": info["profile"],
+                       "sources": {n: f["source"] for n, f in info["features"].items()}})
+
+
 def main():
     print(f"ok: uname -m says {os.uname().machine}", flush=True)  # the test compares it with the wheel's
+    if os.environ.get("BARE"):
+        print(f"bare build: {bare_build_summary()}", flush=True)
     ROOT.mkdir(parents=True, exist_ok=True)
     app = ROOT / "app.wsgi"
     app.write_text((Path(__file__).parent / "app.wsgi").read_text())
