@@ -250,3 +250,21 @@ def test_check_updates_does_not_say_all_is_well_when_a_security_index_could_not_
     assert out.returncode == 2, out.stderr
     assert "the security suites trixie-security could not be read" in out.stderr
     assert rows and all(not r["security_pending"] for r in rows.values())
+
+
+def test_an_untrusted_certificate_on_debian_s_archive_turns_the_advice_to_trust(tmp_path, monkeypatch):
+    """Every suite's index refused for its certificate: the record says so, so that the message
+    advises trusting the CA rather than another place (it once looked at (suite, error) pairs
+    as if they were errors, and never did)."""
+    from build_httpd import archive
+    from build_httpd.transfer import Attempts, UntrustedCertificate
+
+    def refused(session, archive_, suite, packages, sleep):
+        raise UntrustedCertificate("the server's TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)")
+    monkeypatch.setattr(archive, "debian_index", refused)
+    wanted = Source(filename="zlib_1.3.2.orig.tar.gz", urls=(), size=1, sha256="0" * 64, debian="zlib")
+    attempts = Attempts([wanted.filename])
+    got = archive.from_debian(None, {wanted.filename: wanted}, tmp_path, attempts,
+                              [debian.Archive("https://mirror.test/debian", False)], sleep=lambda s: None)
+    assert got == {} and attempts.untrusted
+    assert "CERTIFICATE_VERIFY_FAILED" in attempts.tried[wanted.filename][0]
