@@ -60,7 +60,7 @@ def build_sdist(sdist_directory, config_settings=None):
     from .cache import open_cache
     from .errors import BuildError, format_error
     from .recipes import ROOT, load_recipes
-    from .sources import obtain_sources
+    from .sources import Places, obtain_sources
 
     upstream = ROOT / "upstream"
     created = not upstream.exists()
@@ -70,8 +70,8 @@ def build_sdist(sdist_directory, config_settings=None):
             settings = _settings(config_settings, recipes)
             _, sources = open_cache(settings.cache_dir) if settings.use_build_cache else (None, None)
             with tempfile.TemporaryDirectory() as scratch:
-                found = obtain_sources((r.source for r in recipes.values()), settings.sources_dir, sources,
-                                       Path(scratch))
+                found = obtain_sources((r.source for r in recipes.values()), Path(scratch),
+                                       Places(sources_dir=settings.sources_dir, cache_dir=sources))
                 upstream.mkdir(exist_ok=True)
                 for name, path in found.items():
                     shutil.copyfile(path, upstream / name)

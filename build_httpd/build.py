@@ -25,7 +25,7 @@ from .profile import build_machine, host_libc, link_flags, link_libs, vendored_a
 from .recipes import PATCHES_DIR, ROOT, Recipe, all_features, every_recipe
 from .run import run, which
 from .settings import Settings
-from .sources import obtain_sources
+from .sources import Places, obtain_sources
 
 # The prefix compiled into the binaries. It is never where the files are: they are installed with
 # DESTDIR and then relocated, and httpd takes its default ServerRoot from its own location
@@ -505,8 +505,9 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
             for name, r in recipes.items()}
     try:
         with phase("fetch+verify sources"):
-            tarballs = obtain_sources((r.source for r in recipes.values()), settings.sources_dir,
-                                      sources_cache, work, bundled_dir=ROOT / "upstream")
+            tarballs = obtain_sources((r.source for r in recipes.values()), work,
+                                      Places(sources_dir=settings.sources_dir, bundled_dir=ROOT / "upstream",
+                                             cache_dir=sources_cache))
         build_all(replace(plan, env=env), ws, tarballs, args)
         libdirs = user_libdirs(settings, decisions)
         with phase("finish"):

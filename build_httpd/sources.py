@@ -22,6 +22,7 @@ cache, read here and written there).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -34,17 +35,23 @@ from .transfer import (CHUNK, Attempts, PermanentError, TransferError, copy_veri
                        stream_into, with_retries)
 
 
-def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache_dir: Optional[Path],
-                   scratch_dir: Path, index_urls: Optional[List[str]] = None,
-                   sleep: Callable[[float], None] = time.sleep,
-                   bundled_dir: Optional[Path] = None,
-                   debian_archives: Optional[List[debian.Archive]] = None) -> Dict[str, Path]:
+@dataclass(frozen=True)
+class Places:
+    """Where obtain_sources looks besides each recipe's own URLs (every one may be left out)."""
+    sources_dir: Optional[Path] = None  # MOD_WSGI_HTTPD_SOURCES / -C sources=DIR
+    bundled_dir: Optional[Path] = None  # the upstream/ folder of an sdist of this package
+    cache_dir: Optional[Path] = None  # the source cache (None: none; the caller decides whether one can be trusted)
+    index_urls: Optional[List[str]] = None  # None: the index pip (or uv) is configured with
+    debian_archives: Optional[List[debian.Archive]] = None  # None: apt's configuration; []: none
+
+
+def obtain_sources(sources: Iterable[Source], scratch_dir: Path, places: Places = Places(),
+                   sleep: Callable[[float], None] = time.sleep) -> Dict[str, Path]:
     """A verified private copy of every source file, in scratch_dir/sources, keyed by filename.
-    bundled_dir is the upstream/ folder of an sdist of this package. cache_dir is the source cache
-    (None: no cache; the caller decides whether a cache can be trusted). debian_archives: None reads
-    them from apt's configuration; [] asks none. The places are asked in the README's order: the
-    local ones, then the recipe's URLs, Debian's archive, the package index; each writes what it
-    answered into one record (Attempts), which the message names when a file is found nowhere."""
+    The places are asked in the README's order: the local ones, then the recipe's URLs, Debian's
+    archive, the package index; each writes what it answered into one record (Attempts), which
+    the message names when a file is found nowhere."""
+    sources_dir, bundled_dir, cache_dir = places.sources_dir, places.bundled_dir, places.cache_dir
     sources = list(sources)
     private = scratch_dir / "sources"
     private.mkdir(parents=True, exist_ok=True)
@@ -70,11 +77,11 @@ def obtain_sources(sources: Iterable[Source], sources_dir: Optional[Path], cache
             settle_all({source.filename: tmp}, f"a download from {redact(url)}")
     still = {s.filename: s for s in missing if s.filename not in found}
     if still:
-        archives = debian.archives() if debian_archives is None else debian_archives
+        archives = debian.archives() if places.debian_archives is None else places.debian_archives
         settle_all(archive.from_debian(session, still, private, attempts, archives, sleep), "Debian's archive")
     still = {n: s for n, s in still.items() if n not in found}
     if still:
-        settle_all(index.from_index(session, still, private, attempts, index_urls, sleep),
+        settle_all(index.from_index(session, still, private, attempts, places.index_urls, sleep),
                    "a mod_wsgi-httpd sdist on the package index")
     if cache_dir is not None:
         for source in missing:

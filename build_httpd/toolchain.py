@@ -33,7 +33,7 @@ from .errors import BuildError, SettingError, format_error
 from .profile import Target, target_named
 from .recipes import RECIPES_DIR, Recipe, load_recipe
 from .run import run, tool_output
-from .sources import obtain_sources
+from .sources import Places, obtain_sources
 
 TOOLCHAINS_DIR = RECIPES_DIR / "toolchains"
 BINUTILS = ("ar", "ranlib", "nm", "strip", "ld", "objdump", "objcopy", "readelf", "as")
@@ -102,7 +102,7 @@ def build_toolchain(target: Target, prefix: Path, sources_dir: Optional[Path] = 
 def _from_recipe(target: Target, prefix: Path, work: Path, sources_dir: Optional[Path], jobs: int) -> Path:
     """A C library built from its recipe and installed with its compiler wrapper: the staged prefix."""
     recipe = recipe_for(target)
-    tarball = obtain_sources([recipe.source], sources_dir, None, work)[recipe.source.filename]
+    tarball = obtain_sources([recipe.source], work, Places(sources_dir=sources_dir))[recipe.source.filename]
     src = extract(recipe, tarball, work)
     # what the target's every compilation needs (aarch64: no outline atomics, whose helpers in
     # gcc's libgcc call glibc's private __getauxval) applies to the C library too

@@ -79,10 +79,10 @@ def httpd_source() -> Source:
 
 def obtain(sources: List[Source], scratch: Path) -> Dict[str, Path]:
     from build_httpd.settings import default_cache_dir
-    from build_httpd.sources import obtain_sources
+    from build_httpd.sources import Places, obtain_sources
     cache = Path(os.environ.get("MOD_WSGI_HTTPD_CACHE") or default_cache_dir()) / "sources"
     cache.mkdir(parents=True, exist_ok=True)
-    return obtain_sources(sources, None, cache, scratch)
+    return obtain_sources(sources, scratch, Places(cache_dir=cache))
 
 
 def find_prefix(path: Path) -> Path:

@@ -69,8 +69,8 @@ def test_a_file_is_found_by_its_sha256_whatever_the_revision_is_called(server, t
         stanza("thing", "1.0-3+deb13u7", "pool/main/t/thing-odd-place", orig)])
     server.routes.add("/debian/pool/main/t/thing-odd-place/thing_1.0.orig.tar.gz", ("body", PAYLOAD))
     archives = debian.archives(apt_dir(tmp_path, server))
-    got = sources.obtain_sources([source()], None, None, tmp_path / "scratch", index_urls=[],
-                                 sleep=lambda s: None, debian_archives=archives)
+    got = sources.obtain_sources([source()], tmp_path / "scratch",
+                                 sources.Places(index_urls=[], debian_archives=archives), sleep=lambda s: None)
     assert got["thing-1.0-tag.tar.gz"].read_bytes() == PAYLOAD
     assert server.routes.hits.get("/debian/pool/main/o/other/thing_1.0.orig.tar.gz") is None
 
@@ -79,8 +79,8 @@ def test_gzip_index_when_no_xz_one_is_served(server, tmp_path):
     serve_index(server, "debian", "sid", [stanza("thing", "1.0-1", "pool/main/t/thing",
                                                  [("thing_1.0.orig.tar.gz", len(PAYLOAD), SHA)])], "gz")
     server.routes.add("/debian/pool/main/t/thing/thing_1.0.orig.tar.gz", ("body", PAYLOAD))
-    got = sources.obtain_sources([source()], None, None, tmp_path / "scratch", index_urls=[], sleep=lambda s: None,
-                                 debian_archives=debian.archives(apt_dir(tmp_path, server)))
+    got = sources.obtain_sources([source()], tmp_path / "scratch", sources.Places(
+        index_urls=[], debian_archives=debian.archives(apt_dir(tmp_path, server))), sleep=lambda s: None)
     assert got["thing-1.0-tag.tar.gz"].read_bytes() == PAYLOAD
 
 
@@ -94,8 +94,9 @@ def test_when_no_place_has_it_one_message_names_the_file_its_hash_and_every_plac
                     size=len(PAYLOAD), sha256=SHA, debian="thing", in_sdists=False)
     scratch = tmp_path / "scratch"
     with pytest.raises(FetchError) as e:
-        sources.obtain_sources([wanted], tmp_path, tmp_path / "cache", scratch, index_urls=[],
-                               sleep=lambda s: None, debian_archives=debian.archives(apt_dir(tmp_path, server)))
+        sources.obtain_sources([wanted], scratch, sources.Places(
+            sources_dir=tmp_path, cache_dir=tmp_path / "cache", index_urls=[],
+            debian_archives=debian.archives(apt_dir(tmp_path, server))), sleep=lambda s: None)
     text = str(e.value)
     assert f"thing-1.0-tag.tar.gz ({len(PAYLOAD)} bytes, sha256 {SHA})" in text
     for place in (f"{tmp_path}/thing-1.0-tag.tar.gz: not there", "not cached yet",

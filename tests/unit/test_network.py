@@ -48,7 +48,7 @@ def obtain(url, tmp_path, environ, files=(), index_urls=()):
     original = network.session
     network.session = lambda: original(settings, environ)
     try:
-        return sources.obtain_sources([SOURCE_FOR(url)], None, None, tmp_path, index_urls=list(index_urls),
+        return sources.obtain_sources([SOURCE_FOR(url)], tmp_path, sources.Places(index_urls=list(index_urls)),
                                       sleep=lambda s: None)
     finally:
         network.session = original
@@ -70,8 +70,8 @@ def test_credentials_in_an_index_url_never_reach_a_message(tmp_path, capsys):
         server.routes.add("/simple/mod-wsgi-httpd/", ("status", 503))
         index = server.url.replace("http://", "http://alice:s3cret@") + "/simple"
         with pytest.raises(FetchError) as e:
-            sources.obtain_sources([SOURCE_FOR(server.url.replace("http://", "http://bob:hunter2@") + "/f")], None,
-                                   None, tmp_path, index_urls=[index], sleep=lambda s: None)
+            sources.obtain_sources([SOURCE_FOR(server.url.replace("http://", "http://bob:hunter2@") + "/f")], tmp_path,
+                                   sources.Places(index_urls=[index]), sleep=lambda s: None)
     text = str(e.value) + capsys.readouterr().err
     assert "s3cret" not in text and "hunter2" not in text
     assert "alice:****@" in text and "bob:****@" in text

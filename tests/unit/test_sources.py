@@ -36,7 +36,8 @@ def dirs(tmp_path):
 
 
 def obtain(src, dirs, sources_dir=None, index_urls=(), sleeps=None):
-    return sources.obtain_sources([src], sources_dir, dirs["cache"], dirs["scratch"], index_urls=list(index_urls),
+    places = sources.Places(sources_dir=sources_dir, cache_dir=dirs["cache"], index_urls=list(index_urls))
+    return sources.obtain_sources([src], dirs["scratch"], places,
                                   sleep=(sleeps.append if sleeps is not None else lambda s: None))[NAME]
 
 
@@ -266,8 +267,8 @@ def test_a_cache_that_cannot_be_written_does_not_stop_the_build(server, dirs, ca
     server.routes.add("/good", ("body", PAYLOAD))
     blocked = dirs["cache"] / "blocked"
     blocked.write_text("not a directory")
-    got = sources.obtain_sources([source(server.url + "/good")], None, blocked, dirs["scratch"], index_urls=[],
-                                 sleep=lambda s: None)[NAME]
+    got = sources.obtain_sources([source(server.url + "/good")], dirs["scratch"],
+                                 sources.Places(cache_dir=blocked, index_urls=[]), sleep=lambda s: None)[NAME]
     assert got.read_bytes() == PAYLOAD
     assert "could not keep" in capsys.readouterr().err
 
