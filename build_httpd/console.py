@@ -25,7 +25,7 @@ def phase(label: str):
 
 def progress(total: int, label: str):
     """A progress bar on a terminal; nothing in a log or CI (tqdm's disable=None decides), nor
-    where tqdm is not installed (ci/check-updates on a bare Python)."""
+    where tqdm is not installed (ci/check_updates.py on a bare Python)."""
     try:
         from tqdm import tqdm
     except ImportError:

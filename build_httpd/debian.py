@@ -8,7 +8,7 @@ with every security update; the bytes, and so the recipe, stay the same.
 
 The archive is the one this machine's apt configuration names (never a host written into the
 project). The indexes are only a locator: what is downloaded is checked against the recipe, as
-from every other place. `ci/check-updates` reads the same indexes for the newest revisions.
+from every other place. `ci/check_updates.py` reads the same indexes for the newest revisions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ APT_DIR = Path("/etc/apt")
 SECURITY_SUITES = ("trixie-security", "bookworm-security", "bullseye-security")
 SUITES = ("sid", "forky", "trixie", "trixie-updates", "bookworm", "bookworm-updates", "bullseye",
           "bullseye-updates")
-# What each suite is, for ci/check-updates' columns.
+# What each suite is, for ci/check_updates.py' columns.
 SUITE_KIND = {"sid": "unstable", "forky": "testing", "trixie": "stable", "trixie-updates": "stable",
               "bookworm": "oldstable", "bookworm-updates": "oldstable", "bullseye": "oldoldstable",
               "bullseye-updates": "oldoldstable"}

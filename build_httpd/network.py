@@ -217,13 +217,13 @@ HEADERS = {
 def session(settings: Optional[PipSettings] = None, environ: Mapping[str, str] = os.environ):
     """A session that verifies with `trust(...)`, presents pip's client certificate and uses pip's
     proxy (else the environment's), made with requests (a build requirement; ci/stdlib_http.py
-    makes the same of the standard library for ci/check-updates on a bare Python). Its `trust` says
+    makes the same of the standard library for ci/check_updates.py on a bare Python). Its `trust` says
     which certificates it verifies with; `errors` which exceptions mean a failed connection and
     which a failed transfer."""
     settings = settings or pip_settings(environ)
     chosen = trust(settings, environ)
     context = chosen.context()
-    import requests  # a build requirement; ci/check-updates on a bare Python has ci/stdlib_http.py
+    import requests  # a build requirement; ci/check_updates.py on a bare Python has ci/stdlib_http.py
     return _requests_session(requests, context, settings, chosen)
 
 

@@ -143,7 +143,7 @@ class Recipe(Identified):
     test_suite: Optional[Source] = None  # httpd's test framework (ci/httpd_suite.py), found like a source
     package_build: int = 0
     source_date_epoch: int = 0
-    # [updates], read by ci/check-updates: the release series followed (OpenSSL's LTS), and the
+    # [updates], read by ci/check_updates.py: the release series followed (OpenSSL's LTS), and the
     # upstream page listing releases with a pattern whose group is a version
     cpe: str = ""  # CPE 2.3 vendor:product, as vulnerability databases name the component
     purl: str = ""  # package URL, {version} (and {version_}: dots as underscores) filled in
@@ -229,7 +229,7 @@ def _source(table: dict, path: Path, where: str, in_sdists: bool) -> Source:
     if not _SHA256.match(sha256):
         raise RecipeError(f"recipe {path}: {where} sha256 is {sha256!r}",
                           "a sha256 is exactly 64 lowercase hexadecimal digits",
-                          "copy the published sha256 of the tarball (ci/update-recipe computes it)")
+                          "copy the published sha256 of the tarball (ci/update_recipe.py computes it)")
     size = _take(table, "size", int, path, where)
     if size <= 0:
         raise RecipeError(f"recipe {path}: {where} size is {size}", "a size is a positive byte count",

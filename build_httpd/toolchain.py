@@ -48,7 +48,7 @@ def zig_command() -> str:
 
 
 def toolchain_recipes(directory: Path = TOOLCHAINS_DIR) -> Dict[str, Recipe]:
-    """Every toolchain recipe, by name (ci/release-sources carries their sources too)."""
+    """Every toolchain recipe, by name (ci/release_sources.py carries their sources too)."""
     return {p.stem: load_recipe(p) for p in sorted(directory.glob("*.toml"))}
 
 

@@ -1,4 +1,4 @@
-"""Debian's version order (dpkg --compare-versions), for ci/check-updates alone: which revision or
+"""Debian's version order (dpkg --compare-versions), for ci/check_updates.py alone: which revision or
 release is newer. The build never compares versions; it finds files by size and sha256."""
 
 import re

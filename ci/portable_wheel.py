@@ -13,7 +13,7 @@ runs").
 
 It is built from the release's own artifacts alone, so that it can be built again when every
 upstream site and Debian revision has moved on: the sdist (which carries the system profile's
-tarballs) and the sources archive (ci/release-sources: the portable profile's, every one found by
+tarballs) and the sources archive (ci/release_sources.py: the portable profile's, every one found by
 its sha256 and verified). First they are made from this checkout's HEAD (or taken from a release,
 --from DIR); then, in the fresh root, the build tools are installed from the index and the wheel is
 built in a network namespace that has no network at all.
@@ -114,7 +114,7 @@ def release_artifacts(into: Path, work: Path) -> None:
     if built.returncode != 0:
         sys.stderr.write("\n".join(built.stdout.splitlines()[-40:]) + "\n")
         raise Failure("the sdist could not be built")
-    run([python, ROOT / "ci" / "release-sources", into])
+    run([python, ROOT / "ci" / "release_sources.py", into])
 
 
 def build(target_name: str, from_dir: Path, out: Path) -> Path:

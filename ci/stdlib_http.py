@@ -1,4 +1,4 @@
-"""ci/check-updates on a bare Python, where requests is not installed: the standard library's HTTP
+"""ci/check_updates.py on a bare Python, where requests is not installed: the standard library's HTTP
 client behind the few calls the engine makes of a requests session, with the same trust, client
 certificate and proxy (build_httpd/network.py decides those). The build itself always has requests
 (a build requirement); this client is the update watch's alone."""

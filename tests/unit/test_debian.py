@@ -1,4 +1,4 @@
-"""Debian's archive as a place for sources, found by identity, and ci/check-updates, against a real
+"""Debian's archive as a place for sources, found by identity, and ci/check_updates.py, against a real
 HTTP server on 127.0.0.1 serving a small Debian-style archive (Sources indexes and pool files)
 that these tests write."""
 
@@ -133,7 +133,7 @@ def test_apt_configuration_is_read_in_both_formats_and_other_vendors_are_passed_
     ("1.64.0-1.1+deb13u1", "1.64.0-1.1+deb13u2", -1), ("2.4.71-1~deb13u1", "2.4.69-1", 1),
     ("1.3.2", "1.3.10", -1), ("10.49", "10.46", 1), ("1.0", "1.0", 0), ("1.0a", "1.0", 1)])
 def test_debian_version_order(a, b, order):
-    """ci/debian_versions.py: ci/check-updates' order of Debian versions (the build compares none)."""
+    """ci/debian_versions.py: ci/check_updates.py' order of Debian versions (the build compares none)."""
     sys.path.insert(0, str(ROOT / "ci"))
     from debian_versions import compare
     assert compare(a, b) == order
@@ -147,10 +147,10 @@ def test_upstream_version_of_a_debian_version(version, upstream):
     assert debian.upstream_version(version) == upstream
 
 
-# -- ci/check-updates --------------------------------------------------------------------------------
+# -- ci/check_updates.py --------------------------------------------------------------------------------
 
 def check_updates(tmp_path, server, recipes_dir, python=sys.executable):
-    out = subprocess.run([str(python), str(ROOT / "ci" / "check-updates"), "--json", "--apt-dir",
+    out = subprocess.run([str(python), str(ROOT / "ci" / "check_updates.py"), "--json", "--apt-dir",
                           str(apt_dir(tmp_path, server)), "--recipes", str(recipes_dir)],
                          capture_output=True, text=True, timeout=120)
     rows = {r["component"]: r for r in json.loads(out.stdout)["components"]} if out.stdout.strip() else {}

@@ -238,7 +238,7 @@ def test_why_a_connection_failed_comes_from_the_errors_types_not_their_text():
 
 
 def test_the_standard_library_session_trusts_refuses_and_reads_as_requests_does(pki, tmp_path, monkeypatch):
-    """Without requests (ci/check-updates on a bare Python): an untrusted certificate is the same
+    """Without requests (ci/check_updates.py on a bare Python): an untrusted certificate is the same
     error with the same advice, a trusted CA and pip's client certificate work, bytes arrive."""
     import builtins
     real_import = builtins.__import__

@@ -1,4 +1,4 @@
-"""ci/update-recipe: a version bump is one reviewed command."""
+"""ci/update_recipe.py: a version bump is one reviewed command."""
 
 import hashlib
 import io
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def update_with(tmp_path, filename, top):
-    """ci/update-recipe on a copy of the recipes, given one small tarball named `filename`."""
+    """ci/update_recipe.py on a copy of the recipes, given one small tarball named `filename`."""
     recipes = tmp_path / "recipes"
     shutil.copytree(RECIPES_DIR, recipes)
     tarball = tmp_path / "new" / filename
@@ -26,7 +26,7 @@ def update_with(tmp_path, filename, top):
         info.size = 5
         tar.addfile(info, io.BytesIO(b"hello"))
     tarball.write_bytes(buffer.getvalue())
-    result = subprocess.run([sys.executable, str(ROOT / "ci" / "update-recipe"), "--recipes", str(recipes),
+    result = subprocess.run([sys.executable, str(ROOT / "ci" / "update_recipe.py"), "--recipes", str(recipes),
                              str(tarball.parent)], capture_output=True, text=True)
     return recipes, tarball, result
 

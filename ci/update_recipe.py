@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the size and sha256 of new source tarballs into recipes/, then show the diff.
 
-    python3 ci/update-recipe [--recipes DIR] DIR-OR-URL [DIR-OR-URL ...]
+    python3 ci/update_recipe.py [--recipes DIR] DIR-OR-URL [DIR-OR-URL ...]
 
 Each argument is a directory of tarballs or a tarball's URL. A tarball is matched to its recipe by
 name (httpd-2.4.70.tar.gz → recipes/httpd.toml); the recipe's version, filename, URLs, size and sha256

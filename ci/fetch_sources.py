@@ -4,7 +4,7 @@ CPython and its libraries: ci/musl-python): a recipe's source (by its name), or 
 tarball from Debian's archive (the one apt is configured with) verified against the sha256
 Debian's signed source index lists for it.
 
-Usage:  python3 ci/fetch-sources OUTDIR (RECIPE | PACKAGE=UPSTREAM_VERSION)...   e.g. zlib libffi=3.4.4
+Usage:  python3 ci/fetch_sources.py OUTDIR (RECIPE | PACKAGE=UPSTREAM_VERSION)...   e.g. zlib libffi=3.4.4
 
 PACKAGE=VERSION: the file PACKAGE_VERSION.orig.tar.* as any revision of the package lists it (a
 file stays in the pool when the index moves on to a newer revision). Prints each file's path.

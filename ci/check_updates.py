@@ -16,7 +16,7 @@ the pinned upstream version there (Debian's security patches; a recipe that appl
 revision in `debian_revision`). A recipe's `[updates] series` keeps it on a release series
 (OpenSSL 3.5, its LTS).
 
-Usage:  python3 ci/check-updates [--json] [--apt-dir DIR] [--recipes DIR]
+Usage:  python3 ci/check_updates.py [--json] [--apt-dir DIR] [--recipes DIR]
 Exit status: 1 when an obtainable security update is pending; 2 when no Debian source index could
 be read at all, or a security suite's could not (then a pending fix may be missing); 0 otherwise.
 """
@@ -134,7 +134,7 @@ def table(rows):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="ci/check-updates", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="ci/check_updates.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--apt-dir", type=Path, default=debian.APT_DIR, help="apt's configuration (default /etc/apt)")
     parser.add_argument("--recipes", type=Path, default=RECIPES_DIR)
@@ -158,7 +158,7 @@ def main(argv):
     pending = [r["component"] for r in rows if r["security_pending"]]
     if pending:
         print(f"check-updates: obtainable security updates pending for {', '.join(pending)}: "
-              "ci/update-recipe, then the tests, then a release (docs/releasing.md)", file=sys.stderr)
+              "ci/update_recipe.py, then the tests, then a release (docs/releasing.md)", file=sys.stderr)
         return 1
     if unread_security:
         print(f"check-updates: the security suites {', '.join(unread_security)} could not be read: a pending "

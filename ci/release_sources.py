@@ -4,7 +4,7 @@ does not carry (OpenSSL, nghttp2, brotli, zlib, expat, Lua, libxml2, libcurl, Ja
 libraries (musl, recipes/toolchains/), so that the release's wheels can be built
 again from the release's own artifacts when every upstream site and Debian revision has moved on.
 
-Usage:  python3 ci/release-sources OUTDIR        (needs gpgv for the signature checks)
+Usage:  python3 ci/release_sources.py OUTDIR        (needs gpgv for the signature checks)
 
 Each tarball is found by identity — file name, size and sha256 from its recipe — through the
 engine's places (MOD_WSGI_HTTPD_SOURCES, the cache, the recipe's URLs, Debian's archive located
