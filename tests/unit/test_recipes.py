@@ -136,3 +136,14 @@ def test_what_vendored_archives_need_is_in_the_libs_of_the_components_that_link_
     assert build.config_cache(Path("/w"), " ".join(libs)) != build.config_cache(Path("/w"), "-lfoo") != Path("/w/config.cache")
     env = portable.environment({"LDFLAGS": "-Wl,-z,now", "LIBS": "-lfoo"}, recipes)
     assert env["LIBS"] == "-lfoo" and "-ldl" not in env["LDFLAGS"]
+
+
+def test_the_portable_build_root_has_every_tool_the_recipes_run():
+    """ci/system-packages.sh finds CMake in the recipes with grep (no Python in a fresh root yet):
+    the portable build root's package list must hold every program a recipe's build runs, as
+    the recipes themselves say (Recipe.build_tools: Perl for OpenSSL, CMake for five)."""
+    import subprocess
+    shell = subprocess.run(["bash", "-c", '. ci/system-packages.sh; echo "$PORTABLE_BUILD_PACKAGES"'],
+                           cwd=RECIPES_DIR.parent, capture_output=True, text=True, check=True).stdout.split()
+    tools = {t for r in load_recipes(profile="portable").values() for t in r.build_tools}
+    assert tools >= {"perl", "cmake"} and tools <= set(shell), (tools, shell)
