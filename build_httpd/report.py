@@ -61,8 +61,9 @@ def write(prefix: Path, plan, configure: Mapping[str, list], user_libdirs=()) ->
     }
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
     cc = settings.target.environment(dict(os.environ))["CC"]
+    on_target = as_on_target(relocate.recorded_toolchain(settings.target))
     document = sbom(recipes, settings.profile.name, decisions, linked=relocate.linked(prefix),
-                    locate=lambda soname: locate(soname, cc), libc=settings.target.libc.name)
+                    locate=lambda soname: locate(soname, cc), libc=settings.target.libc.name, shown=on_target)
     (prefix / SBOM).write_text(json.dumps(document, indent=2) + "\n")
 
 
@@ -75,6 +76,20 @@ def locate(soname: str, cc: str) -> str:
         return ""
     found = out.stdout.strip()
     return os.path.normpath(found) if out.returncode == 0 and os.path.isabs(found) else ""
+
+
+def as_on_target(names: Mapping[str, str]):
+    """A file a made toolchain links (a glibc 2.28 sysroot's libcrypt, musl's libc) named as the
+    target has it (/usr/lib/…), never by the build machine's toolchain directory: the directories
+    of relocate.recorded_toolchain, longest first."""
+    directories = sorted((d for d in names if d.startswith("/")), key=len, reverse=True)
+
+    def on_target(path: str) -> str:
+        for directory in directories:
+            if path.startswith(directory.rstrip("/") + "/"):
+                return (names[directory].rstrip("/") or "") + "/" + path[len(directory.rstrip("/")) + 1:]
+        return path
+    return on_target
 
 
 def _origin(recipe: Recipe) -> str:
@@ -126,9 +141,10 @@ def _system_library(provider, decision, package) -> Dict[str, object]:
 
 
 def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None, owners=None,
-         linked=None, locate=None, libc: str = "glibc") -> Dict[str, object]:
+         linked=None, locate=None, libc: str = "glibc", shown=None) -> Dict[str, object]:
     """`owners` answers which system package a file belongs to (system_packages.owner); `linked`
-    is what the binaries link (relocate.linked), `locate` finds a library's file by its SONAME."""
+    is what the binaries link (relocate.linked), `locate` finds a library's file by its SONAME,
+    `shown` names that file as the target has it (as_on_target)."""
     version = package_version(recipes)
     owners = owners or system_packages.owner
     components = []
@@ -165,7 +181,8 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
             needed.append(component["bom-ref"])
     if linked is not None:
         needed += _linked_libraries(recipes, components, linked, locate or (lambda soname: ""), owners, libc,
-                                    directory=next(iter(recipes.values())).path.parent)
+                                    directory=next(iter(recipes.values())).path.parent,
+                                    shown=shown or (lambda path: path))
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -190,7 +207,8 @@ C_LIBRARY = re.compile(r"^(ld-linux[\w.-]*|ld-musl-\w+|libc\.musl-\w+|lib(c|m|dl
 SONAME = "mod_wsgi-httpd:soname"
 
 
-def _linked_libraries(recipes, components: list, linked, locate, owners, libc: str, directory: Path) -> list:
+def _linked_libraries(recipes, components: list, linked, locate, owners, libc: str, directory: Path,
+                      shown) -> list:
     """Every library a binary of the package names is in the SBOM, with its SONAME: the package's
     own (the recipe that ships it), or the system's, named by the package that owns its file (a
     library a recipe is the upstream of gets that recipe's name and CPE). Returns the system
@@ -213,7 +231,7 @@ def _linked_libraries(recipes, components: list, linked, locate, owners, libc: s
         recipe = upstream.get(package.name) if package else None
         name = recipe.name if recipe else package.name if package else libc if C_LIBRARY.match(soname) else soname
         if name not in by_name:
-            by_name[name] = _linked_component(name, recipe, package, path)
+            by_name[name] = _linked_component(name, recipe, package, shown(path) if path else path)
             components.append(by_name[name])
             added.append(by_name[name]["bom-ref"])
         by_name[name].setdefault("properties", []).append({"name": SONAME, "value": soname})

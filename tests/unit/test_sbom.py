@@ -159,3 +159,17 @@ def test_a_library_in_lib_that_no_recipe_ships_stops_the_build():
     with pytest.raises(BuildError) as e:
         linked_sbom(load_recipes(profile="system"), own=dict(OWN, **{"libfoo.so.1": "lib/libfoo.so.1"}))
     assert "no recipe says it ships lib/libfoo.so.1" in str(e.value) and "`ships`" in str(e.value)
+
+
+def test_a_made_toolchain_s_files_are_named_as_the_target_has_them(tmp_path):
+    """The glibc 2.28 sysroot and musl are made under a directory of the build machine; the SBOM
+    names what they link as the target has it (it once said /opt/toolchain/sysroot/usr/lib/…)."""
+    from build_httpd.report import as_on_target
+    names = {f"{tmp_path}/sysroot": "", str(tmp_path): "/usr", "aarch64-linux-gnu-gcc": "cc",
+             "/usr/lib/gcc-cross/aarch64-linux-gnu/": "/usr/lib/gcc/aarch64-linux-gnu/"}
+    on_target = as_on_target(names)
+    assert on_target(f"{tmp_path}/sysroot/usr/lib/aarch64-linux-gnu/libcrypt.so.1") == \
+        "/usr/lib/aarch64-linux-gnu/libcrypt.so.1"
+    assert on_target(f"{tmp_path}/lib/libc.so") == "/usr/lib/libc.so"
+    assert on_target("/lib/x86_64-linux-gnu/libz.so.1") == "/lib/x86_64-linux-gnu/libz.so.1"
+    assert on_target(f"{tmp_path}-other/lib/x.so") == f"{tmp_path}-other/lib/x.so"  # a longer name, not under it
