@@ -124,7 +124,7 @@ def test_the_wheel_is_built_offline_from_the_release_artifacts_alone(machine, wh
     if not os.path.exists(log_path):
         pytest.skip("PORTABLE_WHEEL names a wheel built elsewhere: how it was built is not known here")
     log = open(log_path).read()
-    assert "building offline (network interfaces: lo ) from the sdist and the sources archive" in log, log[-3000:]
+    assert "building offline (network interfaces: lo) from the sdist and the sources archive" in log, log[-3000:]
     sdist = f"mod_wsgi_httpd-{VERSION}.tar.gz"
     archive = f"mod_wsgi_httpd-{VERSION}-sources.tar"
     assert {sdist, archive} <= set(os.listdir(out))
