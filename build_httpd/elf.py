@@ -56,14 +56,10 @@ class ELFFile:
         self.data, self.name = data, name
         self.wide = data[4] == 2  # ELFCLASS64
         self.order = "<" if data[5] == 1 else ">"
-        if self.wide:
-            (self.machine,) = self._unpack("H", 18)
-            self._phoff, self._shoff = self._unpack("QQ", 32)
-            self._phentsize, self._phnum, self._shentsize, self._shnum = self._unpack("HHHH", 54)
-        else:
-            (self.machine,) = self._unpack("H", 18)
-            self._phoff, self._shoff = self._unpack("II", 28)
-            self._phentsize, self._phnum, self._shentsize, self._shnum = self._unpack("HHHH", 42)
+        (self.machine,) = self._unpack("H", 18)
+        offsets, at, sizes_at = ("QQ", 32, 54) if self.wide else ("II", 28, 42)  # the two classes' headers
+        self._phoff, self._shoff = self._unpack(offsets, at)
+        self._phentsize, self._phnum, self._shentsize, self._shnum = self._unpack("HHHH", sizes_at)
 
     def _unpack(self, fmt: str, offset: int) -> tuple:
         try:

