@@ -18,8 +18,9 @@ from .profile import TOOLS
 from .run import tool_output
 from .recipes import Recipe
 
-# RUNPATH per directory: executables and modules look in ../lib, libraries beside themselves.
-RUNPATHS = {"bin": "$ORIGIN/../lib", "modules": "$ORIGIN/../lib", "lib": "$ORIGIN"}
+# The directories whose binaries get a RUNPATH: each looks in lib/, relative to itself
+# (executables and modules in ../lib, libraries beside themselves, APR-util's drivers in ..).
+BINARY_DIRS = ("bin", "modules", "lib")
 # GNU make computes the prefix from the including file's own location. config_vars.mk defines
 # `prefix` itself (apxs and third-party module Makefiles expect it); other fragments, which are
 # included into Makefiles that have a `prefix` of their own, use a name of their own.
@@ -39,7 +40,10 @@ PATCHELF_WHY = ("to set the relative RUNPATHs that make the build relocatable (p
 
 def flatten_libraries(lib: Path) -> None:
     """libfoo.so.0.7.6 + symlinks → libfoo.so.0 (the SONAME, a real file) + libfoo.so, a one-line
-    linker script, so -lfoo still links and nothing is stored twice."""
+    linker script, so -lfoo still links and nothing is stored twice. The same in its
+    subdirectories (APR-util's drivers)."""
+    for sub in sorted(p for p in lib.iterdir() if p.is_dir() and not p.is_symlink()):
+        flatten_libraries(sub)
     for dangling in [p for p in lib.iterdir() if p.is_symlink() and not p.exists()]:
         dangling.unlink()
     real_files = [p for p in lib.iterdir() if not p.is_symlink() and is_elf(p)]
@@ -89,14 +93,21 @@ def linked(prefix: Path) -> Tuple[Dict[str, str], Tuple[str, ...]]:
     return own, tuple(sorted(names - set(own)))
 
 
+def runpath_to_lib(stage: Path, path: Path) -> str:
+    """$ORIGIN, then the way from the binary's directory to lib/."""
+    way = os.path.relpath(stage / "lib", path.parent)
+    return "$ORIGIN" if way == "." else f"$ORIGIN/{way}"
+
+
 def fix_elf(stage: Path, strip: bool, user_libdirs: Sequence[str] = (), strip_tool: str = "strip") -> None:
     """RUNPATHs relative to $ORIGIN; a library directory the user chose (-C ssl-dir=DIR and
     friends) is kept after them for the files that need a library from it, since the loader
     would not look there otherwise."""
-    for directory, runpath in RUNPATHS.items():
+    for directory in BINARY_DIRS:
         for path in files(stage / directory):
             if not is_elf(path):
                 continue
+            runpath = runpath_to_lib(stage, path)
             mode = path.stat().st_mode
             path.chmod(mode | stat.S_IWUSR)
             if strip:
@@ -149,7 +160,7 @@ def finish(stage: Path, recipes: Dict[str, Recipe]) -> None:
         for rel, content in recipe.files:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_text(content.lstrip("\n"))
-    for pattern in ("lib/*.a", "lib/*.la"):
+    for pattern in ("lib/**/*.a", "lib/**/*.la"):
         for path in stage.glob(pattern):
             path.unlink()
 

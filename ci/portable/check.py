@@ -137,11 +137,20 @@ def main():
     app = ROOT / "app.wsgi"
     app.write_text((Path(__file__).parent / "app.wsgi").read_text())
     express = VENV / "bin" / "mod_wsgi-express"
+    prefix = Path(subprocess.run([VENV / "bin" / "python", "-c",
+                                  "import mod_wsgi_packages.httpd as h; print(h.PREFIX)"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+    # APR-util's drivers load as the server starts: crypto (mod_session_crypto's; a driver it
+    # cannot find stops the start) and LDAP (mod_ldap's TLS set-up, said in the error log)
+    drivers = ROOT / "drivers.conf"
+    drivers.write_text("".join(f"LoadModule {m}_module {prefix}/modules/mod_{m}.so\n"
+                               for m in ("session", "session_crypto", "ldap"))
+                       + "<Location /session>\n    Session On\n    SessionCryptoPassphrase check\n</Location>\n")
     subprocess.run([express, "setup-server", app, "--server-root", ROOT / "express", "--host", "127.0.0.1",
                     "--port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT), "--server-name", "localhost",
                     "--ssl-certificate-file", TLS / "server.crt", "--ssl-certificate-key-file", TLS / "server.key",
                     "--http2", "--threads", str(THREADS), "--user", "nobody", "--group", "nogroup", "--locale", "C.UTF-8",
-                    "--log-level", "info"], check=True)
+                    "--log-level", "info", "--include-file", drivers], check=True)
     apachectl = ROOT / "express" / "apachectl"
     subprocess.run([apachectl, "start"], check=True)
     verify = ssl.create_default_context(cafile=str(TLS / "ca.crt"))
@@ -172,9 +181,8 @@ def main():
           "hashlib in httpd computes what it computes outside")
     check(seen["zlib_runtime"] == zlib.ZLIB_RUNTIME_VERSION and seen["zlib_roundtrip"],
           f"zlib in httpd is the system's ({seen['zlib_runtime']}) and round-trips")
-    prefix = Path(subprocess.run([VENV / "bin" / "python", "-c",
-                                  "import mod_wsgi_packages.httpd as h; print(h.PREFIX)"],
-                                 capture_output=True, text=True, check=True).stdout.strip())
+    check(any("LDAP: SSL support available" in line for line in log),
+          "APR-util's LDAP driver loaded with its TLS (mod_ldap said so in the error log)")
     # the modules of the libraries added last (mod_md: libcurl and Jansson; LDAP; APR-util's crypto)
     # load into this machine's httpd, with the modules whose symbols they use before them
     wanted = ("watchdog", "md", "ldap", "authnz_ldap", "session", "session_crypto")

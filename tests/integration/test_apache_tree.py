@@ -67,6 +67,17 @@ def moved(venv, user, tmp_path):
     shutil.rmtree(base, ignore_errors=True)
 
 
+def start_with_local(moved, user, name, conf):
+    """apachectl start as the ordinary user, with `conf` as conf/local/NAME.conf."""
+    local = moved / "conf" / "local"
+    local.mkdir(exist_ok=True)
+    (local / f"{name}.conf").write_text(conf)
+    if os.geteuid() == 0:
+        run(["chown", "-R", f"{user}:", local])
+    started = as_user(user, [moved / "bin" / "apachectl", "start"], check=False)
+    assert started.returncode == 0, started.stdout + started.stderr
+
+
 def get(path="/", timeout=30):
     deadline = time.monotonic() + timeout
     while True:
@@ -209,9 +220,7 @@ def test_module_config_and_a_wsgiscriptalias_in_conf_local_serve_wsgi_and_django
     run(["chmod", "-R", "a+rX", apps])
     module_config = run([venv.bin / "mod_wsgi-express", "module-config"]).stdout
     assert module_config.startswith("LoadModule wsgi_module ")
-    local = moved / "conf" / "local"
-    local.mkdir()
-    (local / "wsgi.conf").write_text(f"""{module_config}
+    start_with_local(moved, user, "wsgi", f"""{module_config}
 WSGIDaemonProcess django python-path={apps} home={apps}
 WSGIScriptAlias /hello {apps}/hello.wsgi
 WSGIScriptAlias /django {apps}/mysite/wsgi.py process-group=django application-group=%{{GLOBAL}}
@@ -219,17 +228,61 @@ WSGIScriptAlias /django {apps}/mysite/wsgi.py process-group=django application-g
     Require all granted
 </Directory>
 """)
-    if os.geteuid() == 0:
-        run(["chown", "-R", f"{user}:", local])
     ctl = moved / "bin" / "apachectl"
-    started = as_user(user, [ctl, "start"], check=False)
-    assert started.returncode == 0, started.stdout + started.stderr
     try:
         hello = get("/hello")
         assert hello.status_code == 200 and hello.text == "Hello from mod_wsgi-httpd"
         admin = get("/django/admin/login/")
         assert admin.status_code == 200 and "Django administration" in admin.text, admin.text[-2000:]
         assert "It works!" in get("/").text
+    finally:
+        as_user(user, [ctl, "stop"], check=False)
+    assert stopped(moved / "logs" / "httpd.pid")
+    shutil.rmtree(apps)
+
+
+SESSION_APP = """\
+def application(environ, start_response):
+    headers = [("Content-Type", "text/plain")]
+    if environ["PATH_INFO"] == "/set":
+        headers.append(("X-Replace-Session", "secret=forty-two"))
+    start_response("200 OK", headers)
+    return [environ.get("HTTP_SESSION", "").encode()]
+"""
+
+
+def test_encrypted_sessions_load_apr_utils_crypto_driver_from_the_moved_tree(port_8080, venv, moved, user):
+    """mod_session_crypto encrypts through APR-util's OpenSSL driver (lib/apr-util-1/), which
+    APR-util finds beside its own library wherever the tree is; a driver it cannot find stops
+    httpd at start."""
+    apps = shared_dir("mod_wsgi-httpd-apps-")
+    (apps / "session.wsgi").write_text(SESSION_APP)
+    run(["chmod", "-R", "a+rX", apps])
+    start_with_local(moved, user, "session", f"""{run([venv.bin / "mod_wsgi-express", "module-config"]).stdout}
+LoadModule session_module modules/mod_session.so
+LoadModule session_cookie_module modules/mod_session_cookie.so
+LoadModule session_crypto_module modules/mod_session_crypto.so
+WSGIScriptAlias /session {apps}/session.wsgi
+<Location /session>
+    Session On
+    SessionCookieName session path=/
+    SessionCryptoPassphrase a-passphrase-for-the-test
+    SessionHeader X-Replace-Session
+    SessionEnv On
+</Location>
+<Directory {apps}>
+    Require all granted
+</Directory>
+""")
+    ctl = moved / "bin" / "apachectl"
+    try:
+        cookie = get("/session/set").cookies["session"]
+        assert cookie and "forty-two" not in cookie  # encrypted
+        back = requests.get(f"http://127.0.0.1:{PORT}/session/read", cookies={"session": cookie}, timeout=10)
+        assert back.status_code == 200 and back.text == "secret=forty-two", back.text
+        tampered = requests.get(f"http://127.0.0.1:{PORT}/session/read",
+                                cookies={"session": cookie[:-4] + "AAAA"}, timeout=10)
+        assert "forty-two" not in tampered.text
     finally:
         as_user(user, [ctl, "stop"], check=False)
     assert stopped(moved / "logs" / "httpd.pid")

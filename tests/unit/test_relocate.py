@@ -44,6 +44,31 @@ def test_flatten_libraries_keeps_one_real_file_named_by_its_soname(tmp_path):
     assert subprocess.run([tmp_path / "main"], env={"LD_LIBRARY_PATH": str(lib)}).returncode == 0
 
 
+def test_every_binary_finds_lib_from_where_it_is_apr_utils_drivers_included(tmp_path):
+    """bin/ and modules/ look in ../lib, lib/ beside itself, lib/apr-util-1/ (APR-util's LDAP and
+    crypto drivers, which need the package's libldap) in .., and a driver's unversioned link goes."""
+    stage = tmp_path / "stage"
+    shared_library(stage / "lib")
+    drivers = stage / "lib" / "apr-util-1"
+    drivers.mkdir()
+    src = tmp_path / "driver.c"
+    src.write_text("int driver(void) { return 1; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,apr_demo-1.so", "-o", drivers / "apr_demo-1.so", src],
+                   check=True)
+    (drivers / "apr_demo.so").symlink_to("apr_demo-1.so")
+    for directory, name in (("bin", "prog"), ("modules", "mod_demo.so")):
+        (stage / directory).mkdir()
+        shutil.copyfile(drivers / "apr_demo-1.so", stage / directory / name)
+    relocate.flatten_libraries(stage / "lib")
+    relocate.fix_elf(stage, strip=False)
+    runpaths = {str(p.relative_to(stage)): relocate.elf.read(p).runpaths for p in relocate.files(stage)
+                if relocate.is_elf(p)}
+    assert runpaths == {"bin/prog": ["$ORIGIN/../lib"], "modules/mod_demo.so": ["$ORIGIN/../lib"],
+                        "lib/libdemo.so.1": ["$ORIGIN"], "lib/apr-util-1/apr_demo-1.so": ["$ORIGIN/.."]}
+    assert sorted(p.name for p in drivers.iterdir()) == ["apr_demo-1.so"]
+    assert relocate.leftovers(stage) == []
+
+
 def test_make_fragments_and_pkgconfig_files_find_their_own_prefix(tmp_path):
     build_dir = tmp_path / "build"
     build_dir.mkdir()
