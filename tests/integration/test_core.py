@@ -264,6 +264,43 @@ def test_info_says_what_was_built(venv):
     assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(sbom)) is None
 
 
+POOL_BLOCKS = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <apr_general.h>
+#include <apr_allocator.h>
+/* 1 when each of four 64 KB pool blocks starts on a page of its own (mmap), else 0 (malloc) */
+int main(void) {
+    apr_allocator_t *a;
+    int i, own_pages = 1;
+    apr_initialize();
+    apr_allocator_create(&a);
+    for (i = 0; i < 4; i++)
+        own_pages &= ((unsigned long)apr_allocator_alloc(a, 65536) % sysconf(_SC_PAGESIZE)) == 0;
+    printf("%d\n", own_pages);
+    return 0;
+}
+"""
+
+
+def test_httpd_processes_carry_only_what_they_use_and_give_pool_memory_back(venv, tmp_path):
+    """The memory decisions of issue 36, in the built tree: APR-util's LDAP and crypto are drivers
+    loaded on demand (libaprutil maps no OpenSSL or OpenLDAP into every process), and APR's pools
+    take their blocks from mmap, so memory httpd frees goes back to the system."""
+    lib = venv.prefix() / "lib"
+    needs = run(["readelf", "-d", lib / "libaprutil-1.so.0"]).stdout
+    assert "libaprutil" in needs and "(NEEDED)" in needs
+    assert not re.search(r"NEEDED.*(ldap|lber|crypto|ssl)", needs), needs
+    assert sorted(p.name for p in (lib / "apr-util-1").iterdir()) == ["apr_crypto_openssl-1.so", "apr_ldap-1.so"]
+    source = tmp_path / "blocks.c"
+    source.write_text(POOL_BLOCKS)
+    config = venv.prefix() / "bin" / "apr-1-config"
+    flags = [*run([config, "--cflags", "--cppflags", "--includes"]).stdout.split(),
+             *run([config, "--link-ld", "--libs"]).stdout.split()]
+    run(["cc", "-o", tmp_path / "blocks", source, *flags, f"-Wl,-rpath,{lib}"])
+    assert run([tmp_path / "blocks"]).stdout.strip() == "1"
+
+
 def test_scripts_find_their_prefix_through_links_and_ignore_cdpath(venv, tmp_path):
     """A link in a bin directory elsewhere (as /usr/local/bin holds) must not make apachectl source
     the envvars beside the link, nor the *-config scripts answer with the link's directory; a
