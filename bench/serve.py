@@ -87,6 +87,8 @@ Protocols h2 http/1.1
 AddOutputFilterByType DEFLATE text/html
 SSLSessionCache "shmcb:{root}/ssl_scache(512000)"
 WSGISocketPrefix "{root}/wsgi"
+# daemon mode only, as mod_wsgi-express configures it: no Python interpreter in httpd's own processes
+WSGIRestrictEmbedded On
 WSGIDaemonProcess hello processes=1 threads=15 display-name=%{{GROUP}}
 WSGIScriptAlias /wsgi "{app}" process-group=hello application-group=%{{GLOBAL}}
 <VirtualHost 127.0.0.1:{https}>
