@@ -124,6 +124,27 @@ def test_pip_configuration_files_are_read_in_pips_order(tmp_path):
     assert s.index_urls == ("https://default/simple",) and s.cert is None and s.proxy is None
 
 
+def test_the_list_of_pip_configuration_files_is_pips(tmp_path):
+    """The exact files and order (pip's configuration.py): each XDG_CONFIG_DIRS entry, /etc; the
+    legacy ~/.pip and XDG_CONFIG_HOME; the virtualenv's and this interpreter's prefix; PIP_CONFIG_FILE."""
+    home, xdg, venv = tmp_path / "home", tmp_path / "config-home", tmp_path / "venv"
+    environ = {"HOME": str(home), "XDG_CONFIG_DIRS": f"{tmp_path}/a::{tmp_path}/b", "XDG_CONFIG_HOME": str(xdg),
+               "VIRTUAL_ENV": str(venv)}
+    site = [tmp_path / "a" / "pip" / "pip.conf", tmp_path / "b" / "pip" / "pip.conf", Path("/etc/pip.conf")]
+    user = [home / ".pip" / "pip.conf", xdg / "pip" / "pip.conf"]
+    prefixes = [venv / "pip.conf", Path(sys.prefix) / "pip.conf"]
+    assert network._pip_config_files(environ) == site + user + prefixes
+    defaults = {"HOME": str(home)}
+    assert network._pip_config_files(defaults) == [Path("/etc/xdg/pip/pip.conf"), Path("/etc/pip.conf"),
+                                                   home / ".pip" / "pip.conf", home / ".config" / "pip" / "pip.conf",
+                                                   Path(sys.prefix) / "pip.conf"]
+    named = tmp_path / "named.conf"
+    assert network._pip_config_files(dict(environ, PIP_CONFIG_FILE=str(named))) == site + user + prefixes + [named]
+    named.write_text("")  # when it exists, the user's files are not read
+    assert network._pip_config_files(dict(environ, PIP_CONFIG_FILE=str(named))) == site + prefixes + [named]
+    assert network._pip_config_files(dict(environ, PIP_CONFIG_FILE=os.devnull)) == []
+
+
 def test_uv_s_indexes_come_beside_pip_s(tmp_path):
     """uv's environment over its uv.toml; its default index beside pip's, and its other indexes
     (named ones too) among the extras."""

@@ -257,9 +257,18 @@ def test_a_vendored_symbol_leaking_out_of_a_module_is_caught(tmp_path):
         subprocess.run(["cc", "-shared", "-fPIC", "-o", stage / "modules" / "mod_x.so", tmp_path / "mod.c",
                         f"-L{tmp_path}", *flags, "-lvend"], check=True)
     relocate.check_hidden(tmp_path / "hidden", [tmp_path / "libvend.a"])
+    # beside the leaky module: a text file first, and a module that needs a shared copy of the library
+    (tmp_path / "leaky" / "modules" / "a-note.txt").write_text("not a binary\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libvend.so.1", "-o", tmp_path / "libvend.so",
+                    tmp_path / "vend.o"], check=True)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", tmp_path / "leaky" / "modules" / "mod_y.so", tmp_path / "mod.c",
+                    tmp_path / "libvend.so"], check=True)
     with pytest.raises(BuildError) as e:
         relocate.check_hidden(tmp_path / "leaky", [tmp_path / "libvend.a"])
-    assert "modules/mod_x.so exports SSL_pretend" in str(e.value)
+    assert str(e.value) == (
+        "a vendored library is not private to the modules it is linked into. these would clash with the "
+        "system's copies in the same process:\n  modules/mod_x.so exports SSL_pretend\n"
+        "  modules/mod_y.so needs libvend.so.1. What to do: report this as a bug in mod_wsgi-httpd.")
 
 
 def test_a_binary_for_another_machine_or_c_library_stops_the_build(tmp_path):

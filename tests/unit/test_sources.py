@@ -169,11 +169,20 @@ def test_every_place_failing_names_every_place(server, dirs):
     with pytest.raises(FetchError) as e:
         obtain(source(server.url + "/a", server.url + "/b", "http://127.0.0.1:9/refused"), dirs,
                sources_dir=dirs["sources"], index_urls=[server.url + "/simple"])
-    text = str(e.value)
-    for place in (str(dirs["sources"] / NAME), "not cached yet", "/a: HTTP 404", "/b: HTTP 403",
-                  "connection refused", "no mod_wsgi-httpd sdist"):
-        assert place in text
-    assert "MOD_WSGI_HTTPD_SOURCES" in text  # what to do
+    # the whole message, every place in the order tried (mutation testing: a word was not enough)
+    assert str(e.value) == (
+        f"could not obtain a verified copy of {NAME}. every place was tried:\n"
+        f"  {NAME} ({len(PAYLOAD)} bytes, sha256 {hashlib.sha256(PAYLOAD).hexdigest()}):\n"
+        f"    - {dirs['sources'] / NAME}: not there\n"
+        f"    - {dirs['cache'] / NAME}: not cached yet\n"
+        f"    - {server.url}/a: HTTP 404\n"
+        f"    - {server.url}/b: HTTP 403\n"
+        "    - http://127.0.0.1:9/refused: connection refused\n"
+        "    - Debian's archive: the recipe names no Debian source package\n"
+        f"    - package index {server.url}/simple: no mod_wsgi-httpd sdist there\n"
+        ". What to do: download the file(s) on a machine that can reach one of these places (or take them "
+        "from this release's sources archive, docs/releasing.md) and point MOD_WSGI_HTTPD_SOURCES "
+        "(-C sources=DIR) at the directory holding them; they are verified before use.")
     assert list(dirs["cache"].iterdir()) == []
 
 
