@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from build_httpd import index, sources, transfer
+from build_httpd import index, network, sources, transfer
 from build_httpd.errors import FetchError, VerificationError
 from build_httpd.recipes import Source
 
@@ -216,6 +216,20 @@ def test_index_sdist_supplies_a_file_no_url_has(server, dirs):
     assert "/files/mod_wsgi_httpd-1.0.0.1.tar.gz" not in server.routes.hits  # newest first; it sufficed
     assert server.routes.headers[0].get("Accept-Encoding") == "identity"
     assert cache_is_clean(dirs)
+
+
+def test_index_sdists_lists_every_sdist_newest_first_by_number(server):
+    """Versions compare as numbers (2.4.10 after 2.4.9), wheels and other projects' files are not
+    sdists, a hash is taken only from a sha256= fragment, and the index URL may end in a slash."""
+    links = ["mod_wsgi_httpd-2.4.9.1.tar.gz#sha256=aa", "mod_wsgi_httpd-2.4.10.1.tar.gz#md5=bb",
+             "mod_wsgi_httpd-2.4.10.1-py3-none-any.whl", "other-9.9.tar.gz", "sub/mod_wsgi_httpd-2.4.62.1.tar.gz"]
+    page = "".join(f'<a href="{link}">x</a>' for link in links).encode()
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", page, "text/html"))
+    base = server.url + "/simple/mod-wsgi-httpd/"
+    assert index.index_sdists(network.session(), server.url + "/simple/") == [
+        ("mod_wsgi_httpd-2.4.62.1.tar.gz", base + "sub/mod_wsgi_httpd-2.4.62.1.tar.gz", None),
+        ("mod_wsgi_httpd-2.4.10.1.tar.gz", base + "mod_wsgi_httpd-2.4.10.1.tar.gz", None),
+        ("mod_wsgi_httpd-2.4.9.1.tar.gz", base + "mod_wsgi_httpd-2.4.9.1.tar.gz", "aa")]
 
 
 def test_an_index_sdist_with_a_tampered_member_is_recorded_and_the_next_one_tried(server, dirs):
