@@ -22,7 +22,10 @@ The client shares the CPUs with the servers: all servers run at once on their ow
 round runs every workload against each server in turn (the order alternating by round); the
 table gives the medians of --rounds rounds and each server's ratio to debian's. Memory: PSS
 (/proc/PID/smaps_rollup) of httpd's own processes, and apart of the WSGI daemon, idle after the
-start and after all the load.
+start and after one run of every workload, each server measured alone: PSS divides a page among
+the processes that map it, so servers running side by side would share the pages of the system
+libraries two of them link (debian's and ours: libcrypto, libpython) and look smaller than
+they are on their own, beside one that has its libraries inside (portable).
 
     python3 bench/serve.py [--rounds 3] [--duration 8] [--wheel PATH] [--checkout NAME=DIR] [--json OUT]
     (as root)
@@ -303,21 +306,28 @@ def main() -> int:
         parser.error("--checkout takes NAME=DIR, NAME not debian, ours or portable")
     running = servers(tmp, args.wheel, checkouts, tls, docroot, app)
     rates = {s.name: {w: [] for w in WORKLOADS} for s in running}
-    memory = {}
     try:
         for s in running:
             s.start()
-        time.sleep(2)
-        memory["idle"] = {s.name: s.memory() for s in running}
         for r in range(args.rounds):
             order = running if r % 2 == 0 else running[::-1]
             for workload, (_, _, _, client) in WORKLOADS.items():
                 for s in order:
                     rates[s.name][workload].append(load(s.url(workload), client, args.duration))
-        time.sleep(2)
-        memory["after"] = {s.name: s.memory() for s in running}
     finally:
         for s in running:
+            s.stop()
+    memory = {"idle": {}, "after": {}}
+    for s in running:  # each alone (the module's docstring says why)
+        s.start()
+        try:
+            time.sleep(2)
+            memory["idle"][s.name] = s.memory()
+            for workload, (_, _, _, client) in WORKLOADS.items():
+                load(s.url(workload), client, args.duration)
+            time.sleep(2)
+            memory["after"][s.name] = s.memory()
+        finally:
             s.stop()
     result = {"rounds": args.rounds, "duration": args.duration,
               "medians": {n: {w: statistics.median(v) for w, v in per.items()} for n, per in rates.items()},
