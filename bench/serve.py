@@ -25,7 +25,9 @@ table gives the medians of --rounds rounds and each server's ratio to debian's. 
 start and after one run of every workload, each server measured alone: PSS divides a page among
 the processes that map it, so servers running side by side would share the pages of the system
 libraries two of them link (debian's and ours: libcrypto, libpython) and look smaller than
-they are on their own, beside one that has its libraries inside (portable).
+they are on their own, beside one that has its libraries inside (portable). For the same reason,
+run it on a quiet machine: another program mapping the distribution's libcrypto (a Python with ssl
+imported) takes a share of those pages too.
 
     python3 bench/serve.py [--rounds 3] [--duration 8] [--wheel PATH] [--checkout NAME=DIR] [--json OUT]
     (as root)
