@@ -30,7 +30,7 @@ run it on a quiet machine: another program mapping the distribution's libcrypto 
 imported) takes a share of those pages too.
 
     python3 bench/serve.py [--rounds 3] [--duration 8] [--wheel PATH] [--checkout NAME=DIR] [--json OUT]
-    (as root)
+    (as root; --rounds 0 measures memory only)
 """
 
 import argparse
@@ -332,7 +332,7 @@ def main() -> int:
         finally:
             s.stop()
     result = {"rounds": args.rounds, "duration": args.duration,
-              "medians": {n: {w: statistics.median(v) for w, v in per.items()} for n, per in rates.items()},
+              "medians": {n: {w: statistics.median(v) for w, v in per.items() if v} for n, per in rates.items()},
               "runs": rates, "memory_kb": memory,
               "versions": {s.name: sh([s.binary, "-v"]).stdout.splitlines()[0] for s in running}}
     print(table(result, [s.name for s in running]))
@@ -348,7 +348,7 @@ def table(result: dict, names: list) -> str:
     lines = [f"{result['rounds']} rounds of {result['duration']} s, medians of requests/s; ratio = server / debian",
              "", "| workload | " + " | ".join(names) + " | " + " | ".join(f"{n} / debian" for n in others) + " |",
              "|---" * (1 + len(names) + len(others)) + "|"]
-    for w in WORKLOADS:
+    for w in WORKLOADS if result["rounds"] else ():  # --rounds 0: memory only
         lines.append(f"| {w} | " + " | ".join(f"{medians[n][w]:,.0f}" for n in names) + " | "
                      + " | ".join(f"{medians[n][w] / medians['debian'][w]:.2f}" for n in others) + " |")
     for when in ("idle", "after"):
