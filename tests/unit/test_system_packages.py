@@ -111,3 +111,20 @@ def test_apk_names_the_origin_package(tmp_path, monkeypatch):
     release.write_text("ID=alpine\nVERSION_ID=3.20.3\n")
     assert system_packages.owner("/usr/include/openssl/ssl.h") == SystemPackage(
         "apk", "alpine", "3.20.3", "openssl", "3.3.2-r1", "aarch64")
+
+
+def test_dpkg_s_diversion_lines_are_skipped_and_the_first_of_several_owners_is_asked(tmp_path, monkeypatch):
+    """dpkg-query -S names every package that ships the path (`a, b: path`) and the diversions of
+    it; the first owner is the one asked for its source package. A path only diverted has none
+    (mutation testing: neither shape was in a test)."""
+    release = fake_manager(tmp_path, monkeypatch, "dpkg-query", """case "$1 $2" in
+"-S /usr/include/foo.h") printf 'diversion by foo-compat from: /usr/include/foo.h\\n'
+  printf 'libfoo-dev:amd64, libfoo-legacy-dev:amd64: /usr/include/foo.h\\n';;
+"-S /usr/include/diverted.h") printf 'diversion by bar from: /usr/include/diverted.h\\n';;
+"-W -f") [ "$4" = libfoo-dev:amd64 ] && printf 'foo\\t1:2.0-3\\tamd64';;
+*) exit 1;; esac
+""")
+    release.write_text("ID=debian\nVERSION_ID=12\n")
+    assert system_packages.owner("/usr/include/foo.h") == SystemPackage(
+        "deb", "debian", "12", "foo", "1:2.0-3", "amd64")
+    assert system_packages.owner("/usr/include/diverted.h") is None
