@@ -82,12 +82,13 @@ def as_on_target(names: Mapping[str, str]):
     """A file a made toolchain links (a glibc 2.28 sysroot's libcrypt, musl's libc) named as the
     target has it (/usr/lib/…), never by the build machine's toolchain directory: the directories
     of relocate.recorded_toolchain, longest first."""
-    directories = sorted((d for d in names if d.startswith("/")), key=len, reverse=True)
+    moves = sorted(((made.rstrip("/"), target.rstrip("/")) for made, target in names.items() if made.startswith("/")),
+                   key=lambda move: len(move[0]), reverse=True)
 
     def on_target(path: str) -> str:
-        for directory in directories:
-            if path.startswith(directory.rstrip("/") + "/"):
-                return (names[directory].rstrip("/") or "") + "/" + path[len(directory.rstrip("/")) + 1:]
+        for made, target in moves:
+            if path.startswith(made + "/"):
+                return target + path[len(made):]
         return path
     return on_target
 
