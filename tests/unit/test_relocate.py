@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from build_httpd import build, relocate
+from build_httpd import build, elf, relocate
 from build_httpd.errors import BuildError, MissingRequirementError
 from build_httpd.recipes import load_recipes
 
@@ -61,7 +61,7 @@ def test_every_binary_finds_lib_from_where_it_is_apr_utils_drivers_included(tmp_
         shutil.copyfile(drivers / "apr_demo-1.so", stage / directory / name)
     relocate.flatten_libraries(stage / "lib")
     relocate.fix_elf(stage, strip=False)
-    runpaths = {str(p.relative_to(stage)): relocate.elf.read(p).runpaths for p in relocate.files(stage)
+    runpaths = {str(p.relative_to(stage)): elf.read(p).runpaths for p in relocate.files(stage)
                 if relocate.is_elf(p)}
     assert runpaths == {"bin/prog": ["$ORIGIN/../lib"], "modules/mod_demo.so": ["$ORIGIN/../lib"],
                         "lib/libdemo.so.1": ["$ORIGIN"], "lib/apr-util-1/apr_demo-1.so": ["$ORIGIN/.."]}
