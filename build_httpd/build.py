@@ -513,8 +513,8 @@ def build_fresh(plan: Plan, target: Path, *, sources_cache: Optional[Path] = Non
         with phase("finish"):
             relocate.finish(stage, recipes)
         with phase("relocate"):
-            relocate.relocate(stage, work, PREFIX, strip=settings.strip, own_flags=own_flags, user_libdirs=libdirs,
-                              target=settings.target)
+            relocate.relocate(relocate.Staged(stage, work, PREFIX, own_flags, libdirs), settings.strip,
+                              settings.target)
             conftree.make_movable(stage, PREFIX)
             conftree.order_load_modules(stage, recipes["httpd"].load_first)
             shown = {n: [a.replace(str(stage), PREFIX).replace(str(work), BUILD_DIR_SHOWN) for a in v]

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -165,15 +166,28 @@ def finish(stage: Path, recipes: Dict[str, Recipe]) -> None:
             path.unlink()
 
 
-def relocate(stage: Path, work: Path, prefix: str, strip: bool, own_flags: List[str] = (),
-             user_libdirs: Sequence[str] = (), *, target) -> None:
+@dataclass(frozen=True)
+class Staged:
+    """A finished build before it is made relocatable: the staged prefix, the private directory it
+    was built in (no file may name it afterwards), the prefix it was compiled for, the flags the
+    build added for itself (third-party modules must not inherit them) and the user's library
+    directories (they stay in RUNPATHs)."""
+    stage: Path
+    work: Path
+    prefix: str
+    own_flags: Sequence[str] = ()
+    user_libdirs: Sequence[str] = ()
+
+
+def relocate(staged: Staged, strip: bool, target) -> None:
     """`target` (build_httpd/profile.py) names the binutils that read its binaries and what its
     installed toolchain is called."""
+    stage = staged.stage
     flatten_libraries(stage / "lib")
-    fix_elf(stage, strip, user_libdirs, target.tool("strip"))
-    drop_own_flags(stage, list(own_flags))
-    scrub_build_paths(stage, work, prefix)
-    relocate_text(stage, prefix)
+    fix_elf(stage, strip, staged.user_libdirs, target.tool("strip"))
+    drop_own_flags(stage, list(staged.own_flags))
+    scrub_build_paths(stage, staged.work, staged.prefix)
+    relocate_text(stage, staged.prefix)
     name_native_toolchain(stage, recorded_toolchain(target))
 
 

@@ -10,8 +10,9 @@ import re
 import shlex
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping
+from typing import Callable, Dict, Mapping, Sequence
 
 from . import relocate, system_packages
 from .errors import BuildError
@@ -20,6 +21,18 @@ from .recipes import Recipe, every_recipe, package_version, providers
 
 BUILD_INFO = "build-info.json"
 SBOM = "sbom.cdx.json"
+
+
+@dataclass(frozen=True)
+class Linking:
+    """What the package's binaries link (relocate.linked: its own libraries, SONAME → file, and
+    every other SONAME they need), how the build machine finds a SONAME's file (`locate`), the
+    target's C library, and how the target names a build machine's file (as_on_target)."""
+    own: Mapping[str, str]
+    needs: Sequence[str]
+    locate: Callable[[str], str] = lambda soname: ""
+    libc: str = "glibc"
+    shown: Callable[[str], str] = lambda path: path
 
 
 def write(prefix: Path, plan, configure: Mapping[str, list], user_libdirs=()) -> None:
@@ -62,8 +75,9 @@ def write(prefix: Path, plan, configure: Mapping[str, list], user_libdirs=()) ->
     (prefix / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
     cc = settings.target.environment(dict(os.environ))["CC"]
     on_target = as_on_target(relocate.recorded_toolchain(settings.target))
-    document = sbom(recipes, settings.profile.name, decisions, linked=relocate.linked(prefix),
-                    locate=lambda soname: locate(soname, cc), libc=settings.target.libc.name, shown=on_target)
+    linking = Linking(*relocate.linked(prefix), locate=lambda soname: locate(soname, cc),
+                      libc=settings.target.libc.name, shown=on_target)
+    document = sbom(recipes, settings.profile.name, decisions, linking=linking)
     (prefix / SBOM).write_text(json.dumps(document, indent=2) + "\n")
 
 
@@ -142,10 +156,9 @@ def _system_library(provider, decision, package) -> Dict[str, object]:
 
 
 def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None, owners=None,
-         linked=None, locate=None, libc: str = "glibc", shown=None) -> Dict[str, object]:
-    """`owners` answers which system package a file belongs to (system_packages.owner); `linked`
-    is what the binaries link (relocate.linked), `locate` finds a library's file by its SONAME,
-    `shown` names that file as the target has it (as_on_target)."""
+         linking: Linking = None) -> Dict[str, object]:
+    """`owners` answers which system package a file belongs to (system_packages.owner); with
+    `linking`, every library the binaries link is a component too."""
     version = package_version(recipes)
     owners = owners or system_packages.owner
     components = []
@@ -180,10 +193,8 @@ def sbom(recipes: Mapping[str, Recipe], profile: str = "system", decisions=None,
             component = _system_library(built_by[name][0], decision, owners(decision.header_file))
             components.append(component)
             needed.append(component["bom-ref"])
-    if linked is not None:
-        needed += _linked_libraries(recipes, components, linked, locate or (lambda soname: ""), owners, libc,
-                                    directory=next(iter(recipes.values())).path.parent,
-                                    shown=shown or (lambda path: path))
+    if linking is not None:
+        needed += _linked_libraries(recipes, components, linking, owners)
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -208,13 +219,12 @@ C_LIBRARY = re.compile(r"^(ld-linux[\w.-]*|ld-musl-\w+|libc\.musl-\w+|lib(c|m|dl
 SONAME = "mod_wsgi-httpd:soname"
 
 
-def _linked_libraries(recipes, components: list, linked, locate, owners, libc: str, directory: Path,
-                      shown) -> list:
+def _linked_libraries(recipes, components: list, linking: Linking, owners) -> list:
     """Every library a binary of the package names is in the SBOM, with its SONAME: the package's
     own (the recipe that ships it), or the system's, named by the package that owns its file (a
     library a recipe is the upstream of gets that recipe's name and CPE). Returns the system
     libraries' references."""
-    own, needs = linked
+    own, libc, shown = linking.own, linking.libc, linking.shown
     shipped = {Path(p).name: r.name for r in recipes.values() for p in r.ships}
     unclaimed = sorted(set(own) - set(shipped))
     if unclaimed:
@@ -224,10 +234,10 @@ def _linked_libraries(recipes, components: list, linked, locate, owners, libc: s
     by_name = {c["name"]: c for c in components}
     for soname in sorted(own):
         by_name[shipped[soname]].setdefault("properties", []).append({"name": SONAME, "value": soname})
-    upstream = {r.source.debian: r for r in every_recipe(directory).values()}
+    upstream = {r.source.debian: r for r in every_recipe(next(iter(recipes.values())).path.parent).values()}
     added = []
-    for soname in needs:
-        path = locate(soname)
+    for soname in linking.needs:
+        path = linking.locate(soname)
         package = owners(path) if path else None
         recipe = upstream.get(package.name) if package else None
         name = recipe.name if recipe else package.name if package else libc if C_LIBRARY.match(soname) else soname

@@ -118,8 +118,9 @@ PACKAGES = {"/usr/lib/ld-linux-x86-64.so.2": deb("glibc", "2.36-9+deb12u14"), "/
 
 def linked_sbom(recipes, own=OWN, needs=NEEDS, libc="glibc"):
     decisions = system_decisions(recipes, {"ssl": "3.0.17", "md": "7.88.1"})
-    return report.sbom(recipes, "system", decisions, owners=PACKAGES.get, linked=(own, needs), libc=libc,
-                       locate=lambda soname: "" if soname == "libwhatever.so.7" else f"/usr/lib/{soname}")
+    linking = report.Linking(own, needs, libc=libc,
+                             locate=lambda soname: "" if soname == "libwhatever.so.7" else f"/usr/lib/{soname}")
+    return report.sbom(recipes, "system", decisions, owners=PACKAGES.get, linking=linking)
 
 
 def test_every_library_a_binary_links_is_a_component_named_with_its_soname():
