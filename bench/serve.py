@@ -20,7 +20,9 @@ Workloads (wrk and h2load from the distribution; each run --duration seconds):
   rewrite       60 RewriteRules that do not match, then the 1 KB file
 The client shares the CPUs with the servers: all servers run at once on their own ports, and each
 round runs every workload against each server in turn (the order alternating by round); the
-table gives the medians of --rounds rounds and each server's ratio to debian's. Memory: PSS
+table gives the medians of --rounds rounds, and each server's ratio to debian's as the median of
+the ratios within each round (the machine's pace drifts between rounds by as much as 30%, and a
+round's servers share it; a ratio of medians would mix rounds). Memory: PSS
 (/proc/PID/smaps_rollup) of httpd's own processes, and apart of the WSGI daemon, idle after the
 start and after one run of every workload, each server measured alone: PSS divides a page among
 the processes that map it, so servers running side by side would share the pages of the system
@@ -333,6 +335,7 @@ def main() -> int:
             s.stop()
     result = {"rounds": args.rounds, "duration": args.duration,
               "medians": {n: {w: statistics.median(v) for w, v in per.items() if v} for n, per in rates.items()},
+              "ratios": paired_ratios(rates),
               "runs": rates, "memory_kb": memory,
               "versions": {s.name: sh([s.binary, "-v"]).stdout.splitlines()[0] for s in running}}
     print(table(result, [s.name for s in running]))
@@ -342,15 +345,22 @@ def main() -> int:
     return 0
 
 
+def paired_ratios(rates: dict) -> dict:
+    """Each server's ratio to debian's per workload: the median of the ratios within a round."""
+    return {n: {w: statistics.median(a / b for a, b in zip(v, rates["debian"][w])) for w, v in per.items() if v}
+            for n, per in rates.items()}
+
+
 def table(result: dict, names: list) -> str:
-    medians, memory = result["medians"], result["memory_kb"]
+    medians, ratios, memory = result["medians"], result["ratios"], result["memory_kb"]
     others = [n for n in names if n != "debian"]
-    lines = [f"{result['rounds']} rounds of {result['duration']} s, medians of requests/s; ratio = server / debian",
+    lines = [f"{result['rounds']} rounds of {result['duration']} s, medians of requests/s; ratio = server / debian, "
+             "the median of each round's",
              "", "| workload | " + " | ".join(names) + " | " + " | ".join(f"{n} / debian" for n in others) + " |",
              "|---" * (1 + len(names) + len(others)) + "|"]
     for w in WORKLOADS if result["rounds"] else ():  # --rounds 0: memory only
         lines.append(f"| {w} | " + " | ".join(f"{medians[n][w]:,.0f}" for n in names) + " | "
-                     + " | ".join(f"{medians[n][w] / medians['debian'][w]:.2f}" for n in others) + " |")
+                     + " | ".join(f"{ratios[n][w]:.2f}" for n in others) + " |")
     for when in ("idle", "after"):
         for part in ("httpd", "wsgi"):
             label = f"PSS of {'httpd' if part == 'httpd' else 'the WSGI daemon'}, {when} (MB)"
