@@ -5,6 +5,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,34 @@ def test_uv_s_indexes_come_beside_pip_s(tmp_path):
         "https://pip/simple", "https://named/simple"]
 
 
+def test_uv_s_config_file_its_older_spellings_and_its_system_file(tmp_path):
+    """UV_CONFIG_FILE alone when set, with uv.toml's index-url and extra-index-url; else the user's
+    file over the system's (XDG_CONFIG_DIRS); UV_INDEX_URL and UV_EXTRA_INDEX_URL, the older
+    spellings; an [[index]] without a URL is passed over; a name ends at the first '=' and a URL
+    without one keeps the '=' of its query."""
+    named = tmp_path / "named.toml"
+    named.write_text('index-url = "https://file/simple"\nextra-index-url = ["https://file-extra/simple"]\n\n'
+                     '[[index]]\nname = "no-url"\n')
+    (tmp_path / "user" / "uv").mkdir(parents=True)
+    (tmp_path / "user" / "uv" / "uv.toml").write_text('index-url = "https://user/simple"\n')
+    (tmp_path / "site" / "uv").mkdir(parents=True)
+    (tmp_path / "site" / "uv" / "uv.toml").write_text(
+        'index-url = "https://system/simple"\nextra-index-url = ["https://system-extra/simple"]\n')
+    base = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "user"),
+            "XDG_CONFIG_DIRS": str(tmp_path / "site")}
+    assert network.uv_index_urls(dict(base, UV_CONFIG_FILE=str(named))) == (
+        "https://file/simple", ["https://file-extra/simple"])
+    assert network.uv_index_urls(base) == ("https://user/simple", ["https://system-extra/simple"])
+    environ = dict(base, UV_NO_CONFIG="1", UV_INDEX_URL="https://old/simple",
+                   UV_EXTRA_INDEX_URL="https://old-extra/simple",
+                   UV_INDEX="mirror=https://m/simple?a=b https://plain/simple?c=d")
+    assert network.uv_index_urls(environ) == (
+        "https://old/simple", ["https://m/simple?a=b", "https://plain/simple?c=d", "https://old-extra/simple"])
+    listed = tmp_path / "listed.toml"
+    listed.write_text('index = ["https://not-a-table/simple"]\n')
+    assert network.uv_index_urls({"UV_CONFIG_FILE": str(listed)}) == (None, [])
+
+
 @pytest.mark.parametrize("environ,files,bundle,why", [
     ({"REQUESTS_CA_BUNDLE": "/r.pem", "SSL_CERT_FILE": "/s.pem"}, (("cert", "/pip.pem"),), "/pip.pem", "pip's"),
     ({"REQUESTS_CA_BUNDLE": "/r.pem", "SSL_CERT_FILE": "/s.pem"}, (), "/r.pem", "REQUESTS_CA_BUNDLE"),
@@ -171,6 +200,50 @@ def test_uv_s_indexes_come_beside_pip_s(tmp_path):
 def test_which_certificates_are_trusted(environ, files, bundle, why):
     chosen = network.trust(network.pip_settings(environ, files=files, default_index=None), environ)
     assert chosen.bundle == bundle and why in chosen.label
+
+
+@pytest.mark.parametrize("environ,label", [
+    ({"PIP_CERT": "/p.pem", "REQUESTS_CA_BUNDLE": "/r.pem"}, "the CA bundle /p.pem (pip's `cert` setting)"),
+    ({"REQUESTS_CA_BUNDLE": "/r.pem", "SSL_CERT_FILE": "/s.pem"}, "the CA bundle /r.pem (REQUESTS_CA_BUNDLE)"),
+    ({"SSL_CERT_FILE": "/s.pem"}, "the CA bundle /s.pem (SSL_CERT_FILE)"),
+])
+def test_the_trusted_bundle_is_named_whole_with_where_it_was_set(environ, label):
+    assert network.trust(network.pip_settings(environ, files=(), default_index=None), environ).label == label
+
+
+def test_the_system_trust_store_is_named_with_how_it_is_read(monkeypatch):
+    """Through truststore when it imports; else OpenSSL's default file or directory, or 'none'."""
+    settings = network.pip_settings({}, files=(), default_index=None)
+    monkeypatch.setitem(sys.modules, "truststore", types.ModuleType("truststore"))
+    assert network.trust(settings, {}).label == "the system trust store (through truststore)"
+    monkeypatch.setitem(sys.modules, "truststore", None)  # import truststore raises ImportError
+    for cafile, capath, shown in (("/f.pem", "/d", "/f.pem"), (None, "/d", "/d"), (None, None, "none")):
+        paths = types.SimpleNamespace(cafile=cafile, capath=capath)
+        monkeypatch.setattr(network.ssl, "get_default_verify_paths", lambda: paths)
+        assert network.trust(settings, {}).label == f"the system trust store (OpenSSL's default paths: {shown})"
+    assert network.Trust("the CA bundle /x.pem (SSL_CERT_FILE)", "/x.pem").advice() == (
+        "HTTPS was verified against the CA bundle /x.pem (SSL_CERT_FILE). To trust another CA (a company proxy, "
+        "a private index), point pip at its bundle: `pip config set global.cert /path/to/ca-bundle.pem` or "
+        "PIP_CERT=/path/to/ca-bundle.pem (REQUESTS_CA_BUNDLE and SSL_CERT_FILE work too), or add the CA to the "
+        "system trust store; verification is never turned off")
+
+
+def test_the_session_merges_requests_settings_then_imposes_pip_s(monkeypatch):
+    """requests' own merge of the call's settings stays (stream, cert, the call's proxies); the
+    SSL context decides trust (verify is True, never requests' bundle lookup); pip's proxy serves
+    both schemes; both schemes go through the adapter that carries the context."""
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    plain = network.session(network.pip_settings({}, files=(), default_index=None), {})
+    merged = plain.merge_environment_settings("https://x.invalid/f", {"https": "http://call:1"}, False, "/ca.pem",
+                                              "/client.pem")
+    assert merged == {"proxies": {"https": "http://call:1"}, "stream": False, "verify": True, "cert": "/client.pem"}
+    assert plain.headers["User-Agent"] == "mod_wsgi-httpd-build (+requests)"
+    assert type(plain.get_adapter("http://x.invalid/")) is type(plain.get_adapter("https://x.invalid/"))
+    assert type(plain.get_adapter("http://x.invalid/")).__module__ == network.__name__
+    proxied = network.session(network.pip_settings({"PIP_PROXY": "http://pip:3"}, files=(), default_index=None), {})
+    assert proxied.merge_environment_settings("https://x.invalid/f", {}, False, None, None)["proxies"] == {
+        "http": "http://pip:3", "https": "http://pip:3"}
 
 
 # -- real HTTPS ----------------------------------------------------------------------------------

@@ -107,6 +107,54 @@ def test_tampered_sources_directory_file_is_a_hard_stop(dirs):
     assert not list((dirs["scratch"] / "sources").iterdir())
 
 
+def test_each_file_says_which_place_it_was_verified_from(server, dirs, tmp_path, capsys):
+    """One line per file naming the place that answered (this sdist's upstream/ among them); only
+    what came over the network is added to the cache."""
+    data = {name: os.urandom(1000) for name in ("a.tar.gz", "b.tar.gz", "c.tar.gz", "d.tar.gz", "e.tar.gz")}
+    bundled = tmp_path / "upstream"
+    bundled.mkdir()
+    (dirs["sources"] / "a.tar.gz").write_bytes(data["a.tar.gz"])
+    (bundled / "b.tar.gz").write_bytes(data["b.tar.gz"])
+    (dirs["cache"] / "c.tar.gz").write_bytes(data["c.tar.gz"])
+    server.routes.add("/d.tar.gz", ("body", data["d.tar.gz"]))
+    server.routes.add("/e.tar.gz", ("status", 404))
+    sdist = sdist_carrying({"e.tar.gz": data["e.tar.gz"]})
+    server.routes.add("/simple/mod-wsgi-httpd/", ("body", index_page(server, sdist), "text/html"))
+    server.routes.add("/files/mod_wsgi_httpd-9.9.9.1.tar.gz", ("body", sdist))
+    wanted = [Source(filename=name, urls=(f"{server.url}/{name}",), size=len(body),
+                     sha256=hashlib.sha256(body).hexdigest()) for name, body in data.items()]
+    places = sources.Places(sources_dir=dirs["sources"], bundled_dir=bundled, cache_dir=dirs["cache"],
+                            index_urls=[server.url + "/simple"], debian_archives=[])
+    got = sources.obtain_sources(wanted, dirs["scratch"], places, sleep=lambda s: None)
+    assert {name: path.read_bytes() for name, path in got.items()} == data
+    assert {path.parent for path in got.values()} == {dirs["scratch"] / "sources"}
+    assert [line for line in capsys.readouterr().err.splitlines() if "verified from" in line] == [
+        f"mod_wsgi-httpd: a.tar.gz: verified from {dirs['sources']}",
+        "mod_wsgi-httpd: b.tar.gz: verified from this sdist's upstream/",
+        "mod_wsgi-httpd: c.tar.gz: verified from the cache",
+        f"mod_wsgi-httpd: d.tar.gz: verified from a download from {server.url}/d.tar.gz",
+        "mod_wsgi-httpd: e.tar.gz: verified from a mod_wsgi-httpd sdist on the package index"]
+    assert sorted(p.name for p in dirs["cache"].iterdir()) == ["c.tar.gz", "d.tar.gz", "e.tar.gz"]
+
+
+def test_a_tampered_copy_in_this_sdist_is_a_hard_stop_naming_it(dirs, tmp_path):
+    bundled = tmp_path / "upstream"
+    bundled.mkdir()
+    (bundled / NAME).write_bytes(b"x" * len(PAYLOAD))
+    with pytest.raises(VerificationError) as e:
+        sources.obtain_sources([source()], dirs["scratch"], sources.Places(bundled_dir=bundled))
+    assert f"this sdist ({bundled / NAME})" in str(e.value)
+    assert not list((dirs["scratch"] / "sources").iterdir())
+
+
+def test_a_damaged_cached_copy_is_named_when_nothing_else_has_the_file(server, dirs):
+    (dirs["cache"] / NAME).write_bytes(b"x" * len(PAYLOAD))
+    server.routes.add("/a", ("status", 404))
+    with pytest.raises(FetchError) as e:
+        obtain(source(server.url + "/a"), dirs, index_urls=[])
+    assert f"    - {dirs['cache'] / NAME}: damaged, not used\n    - {server.url}/a: HTTP 404\n" in str(e.value)
+
+
 # -- downloads under faults ------------------------------------------------------------------------
 
 def test_404_then_reset_then_good(server, dirs):
